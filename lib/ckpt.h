@@ -1,0 +1,53 @@
+/* ckpt.h - read PyTorch zip checkpoints (torch.save) without Python.
+ *
+ * The file is mmap'd; the pickle (data.pkl) is parsed by a small stack
+ * machine that understands the subset state dicts use and treats every other
+ * global / reduce as an opaque value (nothing is ever executed).  Tensors
+ * reference their storage bytes in place inside the mapping.
+ *
+ * Accepted: a dict whose "model_state_dict" entry is the state dict, or a bare
+ * state dict (dict / OrderedDict of name -> tensor).  Storages: Float, Half,
+ * BFloat16 (others are listed with dtype VGPT_DT_OTHER and fail on use). */
+#ifndef VGPT_CKPT_H
+#define VGPT_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef enum { VGPT_DT_F32 = 0, VGPT_DT_F16 = 1, VGPT_DT_BF16 = 2, VGPT_DT_OTHER = 3 } vgpt_dtype;
+
+#define VGPT_MAX_DIMS 8
+
+typedef struct vgpt_tensor {
+    const char *name;             /* state-dict key, NUL-terminated, owned by the ckpt */
+    vgpt_dtype dtype;
+    int ndim;
+    int64_t shape[VGPT_MAX_DIMS];
+    int64_t stride[VGPT_MAX_DIMS]; /* in elements, as torch reports them */
+    int64_t numel;
+    int contiguous;               /* 1 when strides are row-major dense */
+    const void *data;             /* first element, inside the mmap; NULL if unreadable */
+    const char *storage_key;      /* archive entry name under data/, e.g. "12" */
+} vgpt_tensor;
+
+typedef struct vgpt_ckpt vgpt_ckpt;
+
+/* Opens and indexes `path`.  On error returns -1 with a message such as
+ * "model.pth: not a zip archive (legacy torch.save format is not supported;
+ * re-save with torch>=1.6)" or "model.pth: data.pkl: truncated pickle". */
+int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err);
+void vgpt_ckpt_close(vgpt_ckpt *ck);
+
+const char *vgpt_ckpt_path(const vgpt_ckpt *ck);
+size_t vgpt_ckpt_count(const vgpt_ckpt *ck);
+const vgpt_tensor *vgpt_ckpt_at(const vgpt_ckpt *ck, size_t i);
+/* NULL when absent. */
+const vgpt_tensor *vgpt_ckpt_find(const vgpt_ckpt *ck, const char *name);
+
+/* Size in bytes of one element of dtype (0 for OTHER). */
+size_t vgpt_dtype_size(vgpt_dtype dt);
+const char *vgpt_dtype_name(vgpt_dtype dt);
+
+#endif

@@ -1,0 +1,24 @@
+/* err.h - one-line, user-actionable error messages.
+ *
+ * Every fallible vgpt function takes a vgpt_err* and returns 0 on success,
+ * -1 on failure after writing a message that names the file, the tensor or
+ * the input and what was expected.  No global errno-style state. */
+#ifndef VGPT_ERR_H
+#define VGPT_ERR_H
+
+#include <stddef.h>
+
+typedef struct vgpt_err {
+    char msg[1024];
+} vgpt_err;
+
+/* Formats into err->msg (if err is non-NULL) and returns -1, so error
+ * paths read `return vgpt_err_set(err, "...", ...);`. */
+int vgpt_err_set(vgpt_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prepends "prefix: " to an existing message (adds context on the way up). */
+int vgpt_err_prefix(vgpt_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,42 @@
+/* image.h - decode any image file and resize it exactly as the published
+ * model's preprocessing did (PIL Image.open().convert('RGB') followed by
+ * torchvision Resize((224,224)), i.e. PIL's antialiased BILINEAR filter).
+ *
+ * Output is the resized 8-bit RGB image, row-major, interleaved [H][W][3].
+ * Normalisation to float happens in the encoder (vgpt_image_normalize). */
+#ifndef VGPT_IMAGE_H
+#define VGPT_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define VGPT_IMAGE_SIZE 224
+
+typedef struct vgpt_image_opts {
+    int autorotate;        /* honour EXIF orientation (default 1; 0 = published behaviour) */
+    int fast_decode;       /* allow JPEG shrink-on-load (changes pixels; default 0) */
+    int accept_truncated;  /* caption what could be decoded of a truncated file (default 0) */
+    uint64_t max_pixels;   /* refuse larger images before decoding (default 100e6) */
+} vgpt_image_opts;
+
+void vgpt_image_opts_default(vgpt_image_opts *o);
+
+/* Process-wide libvips start-up; call once from main before any decode. */
+int vgpt_image_init(const char *argv0, vgpt_err *err);
+void vgpt_image_shutdown(void);
+
+/* Decodes `len` bytes (`name` is only used in messages) and writes the
+ * 224x224x3 result to out.  Returns -1 with "name: reason" on any failure. */
+int vgpt_image_load_buffer(const void *buf, size_t len, const char *name,
+                           const vgpt_image_opts *o, uint8_t *out, vgpt_err *err);
+/* Reads the file at path (errors name the path) and calls load_buffer. */
+int vgpt_image_load_file(const char *path, const vgpt_image_opts *o,
+                         uint8_t *out, vgpt_err *err);
+
+/* u8 [224][224][3] -> f32 [3][224][224], (v/255 - mean)/std in float32 in
+ * the same order torchvision does, so the result is bit-exact. */
+void vgpt_image_normalize(const uint8_t *rgb, float *chw);
+
+#endif
