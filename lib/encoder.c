@@ -1,0 +1,53 @@
+/* encoder.c - ViT -> (projection) -> resampler, batched over N images. */
+#include "encoder.h"
+
+#include <stdlib.h>
+
+#include "kernels.h"
+#include "resampler.h"
+#include "vit.h"
+
+struct vgpt_encoder {
+    const vgpt_model *m;
+    vgpt_vit_ws vit_ws;
+    vgpt_resampler_ws rs_ws;
+    vgpt_buf media, projected;
+};
+
+int vgpt_encoder_new(const vgpt_model *m, vgpt_encoder **out, vgpt_err *err) {
+    if (!m->vit.n_layers) return vgpt_err_set(err, "encoder: the model was loaded without its vision part");
+    *out = calloc(1, sizeof **out);
+    if (!*out) return vgpt_err_set(err, "encoder: out of memory");
+    (*out)->m = m;
+    return 0;
+}
+
+void vgpt_encoder_free(vgpt_encoder *e) {
+    if (!e) return;
+    vgpt_vit_ws_free(&e->vit_ws);
+    vgpt_resampler_ws_free(&e->rs_ws);
+    vgpt_buf_free(&e->media);
+    vgpt_buf_free(&e->projected);
+    free(e);
+}
+
+int vgpt_encoder_image_size(const vgpt_encoder *e) { return e->m->vit.image; }
+int vgpt_encoder_n_tokens(const vgpt_encoder *e) { return e->m->rs.n_latents; }
+int vgpt_encoder_width(const vgpt_encoder *e) { return e->m->rs.width; }
+
+int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt_err *err) {
+    const vgpt_model *m = e->m;
+    int M = m->vit.grid * m->vit.grid, Dv = m->vit.width, D = m->rs.width;
+    float *media = vgpt_buf_get(&e->media, (size_t)N * M * Dv);
+    if (!media || vgpt_vit_forward(&m->vit, pixels, N, media, &e->vit_ws))
+        return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
+    if (m->project.w) {
+        float *p = vgpt_buf_get(&e->projected, (size_t)N * M * D);
+        if (!p) return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
+        vgpt_linear(p, media, m->project.w, m->project.b, N * M, Dv, D, 0);
+        media = p;
+    }
+    if (vgpt_resampler_forward(&m->rs, media, N, M, tokens, &e->rs_ws))
+        return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* gpt2.h - GPT-2 with cross-attention blocks: one decoding step for a batch
+ * of independent captions, each with its own self-attention KV cache and its
+ * image's cross-attention K/V (computed once per image).
+ *
+ * Batching policy lives with the callers (decode.c in-process, decoderd's
+ * continuous batching): this file only advances whatever set it is given. */
+#ifndef VGPT_GPT2_H
+#define VGPT_GPT2_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "err.h"
+#include "model.h"
+
+/* Cross-attention K and V of one image: (n_cross, 2, L, C). */
+typedef struct vgpt_xkv {
+    float *kv;
+    int n_cross, L, C;
+} vgpt_xkv;
+
+/* Self-attention cache of one caption: k, v are (n_layers, cap, C). */
+typedef struct vgpt_kv {
+    float *k, *v;
+    int pos, cap, n_layers, C;
+} vgpt_kv;
+
+typedef struct vgpt_decoder {
+    const vgpt_model *m;
+    vgpt_buf h, xn, q, k, v, att, hidden, scratch, xvis;
+} vgpt_decoder;
+
+int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, vgpt_err *err);
+void vgpt_decoder_release(vgpt_decoder *d);
+
+/* vis (N,L,C) visual tokens -> out[0..N-1] (allocated here; free with vgpt_xkv_free). */
+int vgpt_decoder_cross_kv(vgpt_decoder *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err);
+void vgpt_xkv_free(vgpt_xkv *x);
+
+int vgpt_kv_alloc(vgpt_kv *kv, const vgpt_model *m, int cap);
+void vgpt_kv_free(vgpt_kv *kv);
+/* dst takes src's first src->pos positions (beam search reordering). */
+void vgpt_kv_copy(vgpt_kv *dst, const vgpt_kv *src);
+
+/* One step for B captions: token[b] enters at position kv[b]->pos, which is
+ * then advanced; logits (B,V) are the next-token logits. */
+int vgpt_decoder_step(vgpt_decoder *d, int B, const int32_t *token, vgpt_kv *const *kv,
+                      const vgpt_xkv *const *xkv, float *logits, vgpt_err *err);
+
+#endif

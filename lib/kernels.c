@@ -1,0 +1,90 @@
+/* kernels.c - LayerNorm, GELU, softmax, attention and the BLAS wrapper (see kernels.h). */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Debian's libopenblas exports this; declared here so cblas.h variants agree. */
+void openblas_set_num_threads(int num_threads);
+
+void vgpt_set_threads(int n) {
+    openblas_set_num_threads(n > 0 ? n : 1);
+}
+
+void vgpt_linear(float *out, const float *inp, const float *weight, const float *bias,
+                 int N, int C, int OC, int accumulate) {
+    // inp is (N,C), weight is (OC,C), out is (N,OC)
+    float beta = 0.0f;
+    if (accumulate) {
+        beta = 1.0f;
+    }
+    if (N == 1) {
+        /* sgemv streams the weight once; sgemm with M=1 packs it first */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, weight, C, inp, 1, beta, out, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
+                    beta, out, OC);
+    }
+    if (bias) {
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            for (int i = 0; i < OC; i++) o[i] += bias[i];
+        }
+    }
+}
+
+void vgpt_layernorm(float *out, const float *inp, const float *scale, const float *shift,
+                    int N, int C, float eps) {
+    // inp, out are (N,C); scale, shift are (C)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        /* two passes in double: the reference's mean/variance are exact to fp32 rounding */
+        double sum = 0.0;
+        for (int i = 0; i < C; i++) sum += x[i];
+        float mean = (float)(sum / C);
+        double var = 0.0;
+        for (int i = 0; i < C; i++) {
+            double d = x[i] - mean;
+            var += d * d;
+        }
+        float rstd = (float)(1.0 / sqrt(var / C + eps));
+        for (int i = 0; i < C; i++) o[i] = (x[i] - mean) * rstd * scale[i] + shift[i];
+    }
+}
+
+void vgpt_add(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] += b[i];
+}
+
+void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                    const float *v, int ldv, int Tq, int Tk, int H, int hd,
+                    int causal_offset, float *scratch) {
+    // q is (Tq, H*hd), k and v are (Tk, H*hd), out is (Tq, H*hd); scratch is (Tq, Tk)
+    const float scale = 1.0f / sqrtf((float)hd);
+    int valid_buf[256];
+    int use_valid = causal_offset >= 0 && Tq <= 256;
+    if (use_valid) {
+        for (int i = 0; i < Tq; i++) {
+            int n = causal_offset + i + 1;
+            valid_buf[i] = n < Tk ? n : Tk;
+        }
+    }
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + h * hd, *kh = k + h * hd, *vh = v + h * hd;
+        if (Tq == 1) {
+            int n = use_valid ? valid_buf[0] : Tk;
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, hd, scale, kh, ldk, qh, 1, 0.0f, scratch, 1);
+            vgpt_softmax_rows(scratch, 1, n, NULL);
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, 1.0f, vh, ldv, scratch, 1, 0.0f,
+                        out + h * hd, 1);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hd, scale, qh, ldq, kh, ldk,
+                    0.0f, scratch, Tk);
+        vgpt_softmax_rows(scratch, Tq, Tk, use_valid ? valid_buf : NULL);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, Tk, 1.0f, scratch, Tk, vh, ldv,
+                    0.0f, out + h * hd, ldo);
+    }
+}

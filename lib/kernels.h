@@ -1,0 +1,44 @@
+/* kernels.h - the math every model part is built from.
+ *
+ * Matrix products go to OpenBLAS (sgemm / sgemv); LayerNorm, GELU, softmax
+ * and the attention glue are plain C loops the compiler vectorises.
+ * Shapes follow llm.c's convention: (rows, cols), row-major, nn.Linear
+ * weights are (OC, C) and y = x W^T + b. */
+#ifndef VGPT_KERNELS_H
+#define VGPT_KERNELS_H
+
+#include <stddef.h>
+
+/* out (N,OC) = inp (N,C) @ weight(OC,C)^T + bias(OC) (bias may be NULL).
+ * With accumulate, out += the product instead (residual connections). */
+void vgpt_linear(float *out, const float *inp, const float *weight, const float *bias,
+                 int N, int C, int OC, int accumulate);
+
+/* out (N,C) = LayerNorm(inp (N,C)) * scale + shift, biased variance. out may equal inp. */
+void vgpt_layernorm(float *out, const float *inp, const float *scale, const float *shift,
+                    int N, int C, float eps);
+
+/* In place over n values. */
+void vgpt_gelu_erf(float *x, size_t n);
+void vgpt_gelu_tanh(float *x, size_t n);
+
+/* a (n) += b (n) */
+void vgpt_add(float *a, const float *b, size_t n);
+
+/* Multi-head attention for one sequence, heads laid side by side in columns:
+ * q is (Tq, H*hd) with row stride ldq, k and v are (Tk, H*hd) with strides
+ * ldk / ldv, out is (Tq, H*hd) with stride ldo.  Scale is 1/sqrt(hd).
+ * causal_offset >= 0 makes query i see keys 0..causal_offset+i only; -1 = no mask.
+ * scratch must hold Tq*Tk floats. */
+void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                    const float *v, int ldv, int Tq, int Tk, int H, int hd,
+                    int causal_offset, float *scratch);
+
+/* Row-wise softmax of x (rows, cols) in place, each row using its first
+ * valid[r] entries (NULL = all); entries past valid are set to 0. */
+void vgpt_softmax_rows(float *x, int rows, int cols, const int *valid);
+
+/* Threads used by OpenBLAS for the matrix products. */
+void vgpt_set_threads(int n);
+
+#endif

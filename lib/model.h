@@ -1,0 +1,83 @@
+/* model.h - the Vision-GPT weights, bound to named tensors of a checkpoint.
+ *
+ * The layout (widths, depths, cross-block positions, context length,
+ * vocabulary) is inferred from the state dict's keys and shapes; head counts
+ * come from config.json beside the checkpoint, else from 64-wide heads.
+ * fp32 tensors are used in place inside the checkpoint's mmap; fp16 / bf16
+ * tensors are widened once into buffers owned by the model. */
+#ifndef VGPT_MODEL_H
+#define VGPT_MODEL_H
+
+#include <stdint.h>
+
+#include "ckpt.h"
+#include "err.h"
+
+#define VGPT_MAX_LAYERS 64
+#define VGPT_BOS 50256
+#define VGPT_EOS 50256
+#define VGPT_PAD 50257
+
+typedef struct vgpt_ln { const float *scale, *shift; } vgpt_ln;
+typedef struct vgpt_lin { const float *w, *b; int in, out; } vgpt_lin; /* w is (out,in), b may be NULL */
+
+typedef struct vgpt_vit_layer {
+    vgpt_ln ln1, ln2;
+    vgpt_lin qkv, proj, fc1, fc2;
+} vgpt_vit_layer;
+
+typedef struct vgpt_vit {
+    int width, n_layers, n_heads, patch, grid, image; /* grid*grid patches of patch^2 px */
+    vgpt_lin patch_embed;  /* (width, 3*patch*patch): the conv as a GEMM */
+    const float *class_token, *pos_embed; /* (width), (1+grid*grid, width) */
+    vgpt_vit_layer layers[VGPT_MAX_LAYERS];
+    vgpt_ln ln_final;
+} vgpt_vit;
+
+typedef struct vgpt_resampler_layer {
+    vgpt_ln norm_latent, norm_media, mlp_ln;
+    vgpt_lin to_q, to_kv, proj_out, fc1, fc2;
+} vgpt_resampler_layer;
+
+typedef struct vgpt_resampler {
+    int width, n_latents, depth, n_heads, head_dim;
+    const float *latents; /* (n_latents, width) */
+    vgpt_resampler_layer layers[8];
+} vgpt_resampler;
+
+typedef struct vgpt_block {
+    int is_cross;
+    vgpt_ln ln1, ln2;              /* cross block: ln1 = attn_norm */
+    vgpt_lin q, k, v, proj;
+    vgpt_lin fc1, fc2;             /* transformer blocks only */
+} vgpt_block;
+
+typedef struct vgpt_gpt {
+    int width, n_heads, vocab, context, n_blocks, n_layers, n_cross;
+    const float *tok_emb, *pos_emb, *out_head; /* (V,C), (P,C), (V,C) */
+    vgpt_block blocks[VGPT_MAX_LAYERS];        /* in checkpoint (forward) order */
+    vgpt_ln ln_final;
+} vgpt_gpt;
+
+typedef struct vgpt_model {
+    vgpt_ckpt *ckpt;
+    vgpt_vit vit;
+    vgpt_lin project;   /* vision width -> text width; w == NULL when identity */
+    vgpt_resampler rs;
+    vgpt_gpt gpt;
+    int tied;           /* out_head shares tok_emb's storage */
+    char fingerprint[17]; /* hex digest of tensor names, shapes and sampled bytes */
+    void **owned;       /* widened fp16/bf16 copies */
+    int n_owned, cap_owned;
+} vgpt_model;
+
+/* What a process needs: the encoder side, the decoder side, or both. */
+enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3 };
+
+int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err);
+void vgpt_model_free(vgpt_model *m);
+
+/* One line describing the layout, for logs and --verbose. */
+void vgpt_model_describe(const vgpt_model *m, char *buf, int len);
+
+#endif

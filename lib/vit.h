@@ -1,0 +1,17 @@
+/* vit.h - the frozen ViT-B/16 image encoder (torchvision VisionTransformer). */
+#ifndef VGPT_VIT_H
+#define VGPT_VIT_H
+
+#include "arena.h"
+#include "model.h"
+
+typedef struct vgpt_vit_ws {
+    vgpt_buf x, xn, qkv, att, hidden, scratch, patches;
+} vgpt_vit_ws;
+
+/* pixels (N,3,S,S) normalised -> out (N,G*G,D): final-norm'd patch tokens,
+ * class token dropped.  Returns -1 only when scratch memory runs out. */
+int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, vgpt_vit_ws *ws);
+void vgpt_vit_ws_free(vgpt_vit_ws *ws);
+
+#endif
