@@ -21,10 +21,12 @@ LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+# tests/tool_*.c: helpers the shell tests drive (not run on their own)
+TOOL_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/tool_*.c))
 BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/vgpt-mkckpt
 
 .PHONY: all deps deps-test test test-san bench demo install clean
-all: $(BINS) $(TEST_BIN)
+all: $(BINS) $(TEST_BIN) $(TOOL_BIN)
 
 deps:
 	@tools/deps.sh

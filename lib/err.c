@@ -16,12 +16,19 @@ int vgpt_err_set(vgpt_err *err, const char *fmt, ...) {
 
 int vgpt_err_prefix(vgpt_err *err, const char *fmt, ...) {
     if (!err) return -1;
-    char prefix[512], old[sizeof err->msg];
+    char prefix[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    if (n < 0) return -1;
+    size_t plen = strnlen(prefix, sizeof prefix - 3);
+    prefix[plen++] = ':';
+    prefix[plen++] = ' ';
+    size_t mlen = strnlen(err->msg, sizeof err->msg - 1);
+    if (plen + mlen >= sizeof err->msg) mlen = sizeof err->msg - 1 - plen;
+    memmove(err->msg + plen, err->msg, mlen);
+    memcpy(err->msg, prefix, plen);
+    err->msg[plen + mlen] = 0;
     return -1;
 }

@@ -1,0 +1,146 @@
+/* inprocess.c - see inprocess.h. */
+#include "inprocess.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "encoder.h"
+#include "gpt2.h"
+#include "image.h"
+#include "kernels.h"
+#include "model.h"
+#include "output.h"
+#include "tokenizer.h"
+
+typedef struct engine {
+    vgpt_model *model;
+    vgpt_encoder *enc;
+    vgpt_decoder dec;
+    vgpt_tok *tok;
+    float *pixels, *vis; /* (batch,3,S,S), (batch,L,C) */
+    uint8_t *rgb;
+    vgpt_xkv *xkv;
+    vgpt_caption *caps;
+    int *slot;           /* batch index -> result index */
+} engine;
+
+static void engine_free(engine *e) {
+    vgpt_encoder_free(e->enc);
+    vgpt_decoder_release(&e->dec);
+    vgpt_model_free(e->model);
+    vgpt_tok_free(e->tok);
+    free(e->pixels); free(e->vis); free(e->rgb); free(e->xkv); free(e->caps); free(e->slot);
+}
+
+static int engine_init(engine *e, const cli_opts *o, const char *argv0, vgpt_err *err) {
+    memset(e, 0, sizeof *e);
+    if (vgpt_model_load(o->model, VGPT_LOAD_ALL, &e->model, err)) return -1;
+    if (e->model->vit.image != VGPT_IMAGE_SIZE)
+        return vgpt_err_set(err, "%s: the ViT expects %dx%d images; vgpt preprocesses to %dx%d", o->model,
+                            e->model->vit.image, e->model->vit.image, VGPT_IMAGE_SIZE, VGPT_IMAGE_SIZE);
+    if (vgpt_tok_load(o->model, argv0, &e->tok, err)) return -1;
+    if (vgpt_encoder_new(e->model, &e->enc, err) || vgpt_decoder_init(&e->dec, e->model, err)) return -1;
+    size_t S = VGPT_IMAGE_SIZE, L = vgpt_encoder_n_tokens(e->enc), C = vgpt_encoder_width(e->enc);
+    e->pixels = malloc(o->batch * 3 * S * S * sizeof(float));
+    e->vis = malloc(o->batch * L * C * sizeof(float));
+    e->rgb = malloc(S * S * 3);
+    e->xkv = calloc(o->batch, sizeof *e->xkv);
+    e->caps = calloc(o->batch, sizeof *e->caps);
+    e->slot = calloc(o->batch, sizeof *e->slot);
+    if (!e->pixels || !e->vis || !e->rgb || !e->xkv || !e->caps || !e->slot)
+        return vgpt_err_set(err, "out of memory for a batch of %d images", o->batch);
+    if (o->verbose) {
+        char desc[512];
+        vgpt_model_describe(e->model, desc, sizeof desc);
+        fprintf(stderr, "vgpt-cli: %s: %s\n", o->model, desc);
+    }
+    return 0;
+}
+
+/* Captions the n_ok decoded images of a batch into their results. */
+static int caption_batch(engine *e, const cli_opts *o, cli_result *res, int n_ok, vgpt_err *err) {
+    int L = vgpt_encoder_n_tokens(e->enc);
+    if (vgpt_encode(e->enc, e->pixels, n_ok, e->vis, err)) return -1;
+    if (vgpt_decoder_cross_kv(&e->dec, e->vis, n_ok, L, e->xkv, err)) return -1;
+    int rc = vgpt_generate(&e->dec, e->xkv, n_ok, &o->gen, e->caps, err);
+    for (int i = 0; i < n_ok; i++) {
+        vgpt_xkv_free(&e->xkv[i]);
+        if (rc) continue;
+        cli_result *r = &res[e->slot[i]];
+        r->caption = vgpt_tok_decode(e->tok, e->caps[i].tokens, e->caps[i].n_tokens);
+        r->tokens = e->caps[i].tokens;
+        r->n_tokens = e->caps[i].n_tokens;
+        e->caps[i].tokens = NULL;
+        if (!r->caption) r->error = strdup("out of memory decoding the caption");
+    }
+    return rc;
+}
+
+static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, FILE *out, cli_progress *pg) {
+    size_t plane = (size_t)3 * VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE;
+    int n_ok = 0, failed = 0;
+    vgpt_err err;
+    for (int i = 0; i < n; i++) {
+        if (vgpt_image_load_file(res[i].path, &o->image, e->rgb, &err)) {
+            res[i].error = strdup(err.msg);
+            continue;
+        }
+        vgpt_image_normalize(e->rgb, e->pixels + n_ok * plane);
+        e->slot[n_ok++] = i;
+    }
+    if (n_ok && caption_batch(e, o, res, n_ok, &err))
+        for (int i = 0; i < n_ok; i++) res[e->slot[i]].error = strdup(err.msg);
+    for (int i = 0; i < n; i++) {
+        cli_print_result(out, o->format, &res[i]);
+        failed += res[i].error != NULL;
+        pg->errors += res[i].error != NULL;
+        pg->done++;
+        cli_result_clear(&res[i]);
+    }
+    fflush(out);
+    cli_progress_update(pg, 0);
+    return failed;
+}
+
+/* Strips the newline (and a CR before it); 0 for blank lines. */
+static int clean_line(char *line) {
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)line[i])) return 1;
+    return 0;
+}
+
+int cli_run_inprocess(const cli_opts *o, const char *argv0, FILE *in, FILE *out) {
+    engine e;
+    vgpt_err err;
+    vgpt_set_threads(o->threads);
+    if (vgpt_image_init(argv0, &err) || engine_init(&e, o, argv0, &err)) {
+        fprintf(stderr, "vgpt-cli: %s\n", err.msg);
+        engine_free(&e);
+        return 2;
+    }
+    cli_result *res = calloc(o->batch, sizeof *res);
+    cli_progress pg;
+    cli_progress_start(&pg, o->progress);
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, failed = 0;
+    while (res && getline(&line, &cap, in) >= 0) {
+        if (!clean_line(line)) continue;
+        res[n++].path = strdup(line);
+        if (n == o->batch) {
+            failed += process_batch(&e, o, res, n, out, &pg);
+            n = 0;
+        }
+    }
+    if (n) failed += process_batch(&e, o, res, n, out, &pg);
+    cli_progress_update(&pg, 1);
+    free(line);
+    free(res);
+    engine_free(&e);
+    vgpt_image_shutdown();
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,13 @@
+/* main.c - vgpt-cli: image paths on stdin, captions on stdout. */
+#include <stdio.h>
+
+#include "inprocess.h"
+#include "options.h"
+
+int main(int argc, char **argv) {
+    cli_opts o;
+    int rc = cli_parse(argc, argv, &o);
+    if (rc == 1) return 0;
+    if (rc) return rc;
+    return cli_run_inprocess(&o, argv[0], stdin, stdout);
+}

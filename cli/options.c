@@ -1,0 +1,223 @@
+/* options.c - parsing and usage text of vgpt-cli. */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "Usage: vgpt-cli [OPTIONS] < paths.txt\n"
+    "\n"
+    "Caption images with the Vision-GPT model. Reads one image path per line on\n"
+    "standard input (CRLF tolerated, blank lines skipped) and writes one result\n"
+    "line per input line, in input order, to standard output.\n"
+    "\n"
+    "Model:\n"
+    "  -m, --model PATH       checkpoint (.pth, fp32 or fp16); default $VGPT_MODEL.\n"
+    "                         config.json and tokenizer/vocab.json beside it are used\n"
+    "                         when present.\n"
+    "      --in-process       run decode, encoder and decoder inside this process\n"
+    "                         (currently the only mode; the daemon pipeline is next)\n"
+    "\n"
+    "Output:\n"
+    "  -f, --format FMT       tsv (default): PATH<TAB>CAPTION, or PATH<TAB>ERROR: MESSAGE\n"
+    "                         jsonl: {\"path\":..,\"caption\":..,\"tokens\":[..]} or\n"
+    "                         {\"path\":..,\"error\":..}; tokens are the generated ids after\n"
+    "                         the start token, including the final 50256 if it stopped there\n"
+    "      --progress / --no-progress\n"
+    "                         progress line on stderr (default: only when it is a terminal)\n"
+    "  -v, --verbose          log the model layout and timings to stderr\n"
+    "\n"
+    "Decoding (default: beam search, 3 beams, no repeated 3-grams, 50 tokens):\n"
+    "      --greedy           most likely token at each step\n"
+    "      --beam N           beam search with N beams (length-normalised)\n"
+    "      --sample           the published sampling: temperature 0.7, top-k 50, top-p 0.9\n"
+    "      --temperature T    sampling temperature (implies --sample)\n"
+    "      --top-k K          keep the K most likely tokens, 0 = all (implies --sample)\n"
+    "      --top-p P          nucleus sampling threshold in (0,1] (implies --sample)\n"
+    "      --seed N           sampling seed: the same seed gives the same caption (default 0)\n"
+    "      --max-tokens N     at most N new tokens (default 50)\n"
+    "      --no-repeat-ngram N  forbid any N-gram from appearing twice; 0 = off\n"
+    "                         (default 3 for beam search, 0 for greedy and sampling)\n"
+    "      --length-penalty A beam score = sum(log p) / length^A (default 1.0)\n"
+    "\n"
+    "Images:\n"
+    "      --no-autorotate    ignore EXIF orientation (exactly what the published model saw)\n"
+    "      --fast-decode      let JPEGs shrink on load (faster, pixels differ slightly)\n"
+    "      --accept-truncated caption what can be decoded of a truncated file\n"
+    "      --max-pixels N     refuse images larger than N pixels (default 100000000)\n"
+    "\n"
+    "Performance:\n"
+    "  -b, --batch N          images per encoder pass and captions decoded together (default 8)\n"
+    "  -t, --threads N        compute threads (default: all cores)\n"
+    "\n"
+    "  -h, --help             this text\n"
+    "      --version          version\n"
+    "\n"
+    "Exit status: 0 every line captioned, 1 some lines failed (each has its error\n"
+    "line), 2 usage or model loading error.\n"
+    "\n"
+    "Example:\n"
+    "  find photos -name '*.jpg' | vgpt-cli --model model_checkpoint.pth > captions.tsv\n";
+
+enum {
+    OPT_GREEDY = 256, OPT_BEAM, OPT_SAMPLE, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_MAXTOK, OPT_NGRAM,
+    OPT_LP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC
+};
+
+static const struct option long_opts[] = {
+    {"model", required_argument, 0, 'm'},      {"format", required_argument, 0, 'f'},
+    {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
+    {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
+    {"greedy", no_argument, 0, OPT_GREEDY},    {"beam", required_argument, 0, OPT_BEAM},
+    {"sample", no_argument, 0, OPT_SAMPLE},    {"temperature", required_argument, 0, OPT_TEMP},
+    {"top-k", required_argument, 0, OPT_TOPK}, {"top-p", required_argument, 0, OPT_TOPP},
+    {"seed", required_argument, 0, OPT_SEED},  {"max-tokens", required_argument, 0, OPT_MAXTOK},
+    {"no-repeat-ngram", required_argument, 0, OPT_NGRAM}, {"length-penalty", required_argument, 0, OPT_LP},
+    {"no-autorotate", no_argument, 0, OPT_NOROT}, {"fast-decode", no_argument, 0, OPT_FAST},
+    {"accept-truncated", no_argument, 0, OPT_TRUNC}, {"max-pixels", required_argument, 0, OPT_MAXPIX},
+    {"progress", no_argument, 0, OPT_PROGRESS}, {"no-progress", no_argument, 0, OPT_NOPROGRESS},
+    {"version", no_argument, 0, OPT_VERSION},  {"in-process", no_argument, 0, OPT_INPROC},
+    {0, 0, 0, 0}};
+
+static int bad(const char *opt, const char *val, const char *want) {
+    fprintf(stderr, "vgpt-cli: invalid value '%s' for --%s: expected %s (see --help)\n", val, opt, want);
+    return 2;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *s, float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Applies one decoding option; returns 0, or 2 after printing a usage error. */
+static int decode_opt(int c, const char *arg, cli_opts *o, int *mode, int *ngram) {
+    long l;
+    float f;
+    switch (c) {
+    case OPT_GREEDY: *mode = VGPT_GREEDY; return 0;
+    case OPT_SAMPLE: *mode = VGPT_SAMPLE; return 0;
+    case OPT_BEAM:
+        if (parse_long(arg, 1, 64, &l)) return bad("beam", arg, "an integer from 1 to 64");
+        *mode = VGPT_BEAM;
+        o->gen.beams = (int)l;
+        return 0;
+    case OPT_TEMP:
+        if (parse_float(arg, 0.0f, 100.0f, &f)) return bad("temperature", arg, "a number from 0 to 100");
+        o->gen.temperature = f;
+        break;
+    case OPT_TOPK:
+        if (parse_long(arg, 0, 1 << 20, &l)) return bad("top-k", arg, "a non-negative integer");
+        o->gen.top_k = (int)l;
+        break;
+    case OPT_TOPP:
+        if (parse_float(arg, 1e-6f, 1.0f, &f)) return bad("top-p", arg, "a number in (0,1]");
+        o->gen.top_p = f;
+        break;
+    case OPT_SEED:
+        if (parse_long(arg, 0, __LONG_MAX__, &l)) return bad("seed", arg, "a non-negative integer");
+        o->gen.seed = (uint64_t)l;
+        return 0;
+    case OPT_MAXTOK:
+        if (parse_long(arg, 1, 100000, &l)) return bad("max-tokens", arg, "a positive integer");
+        o->gen.max_tokens = (int)l;
+        return 0;
+    case OPT_NGRAM:
+        if (parse_long(arg, 0, 1000, &l)) return bad("no-repeat-ngram", arg, "a non-negative integer");
+        *ngram = (int)l;
+        return 0;
+    case OPT_LP:
+        if (parse_float(arg, -10.0f, 10.0f, &f)) return bad("length-penalty", arg, "a number from -10 to 10");
+        o->gen.length_penalty = f;
+        return 0;
+    }
+    if (*mode < 0) *mode = VGPT_SAMPLE; /* a sampling parameter alone means sampling */
+    return 0;
+}
+
+static int other_opt(int c, const char *arg, cli_opts *o) {
+    long l;
+    switch (c) {
+    case 'm': o->model = arg; return 0;
+    case 'f':
+        if (!strcmp(arg, "tsv")) o->format = FMT_TSV;
+        else if (!strcmp(arg, "jsonl")) o->format = FMT_JSONL;
+        else return bad("format", arg, "tsv or jsonl");
+        return 0;
+    case 'b':
+        if (parse_long(arg, 1, 256, &l)) return bad("batch", arg, "an integer from 1 to 256");
+        o->batch = (int)l;
+        return 0;
+    case 't':
+        if (parse_long(arg, 1, 1024, &l)) return bad("threads", arg, "an integer from 1 to 1024");
+        o->threads = (int)l;
+        return 0;
+    case 'v': o->verbose = 1; return 0;
+    case OPT_NOROT: o->image.autorotate = 0; return 0;
+    case OPT_FAST: o->image.fast_decode = 1; return 0;
+    case OPT_TRUNC: o->image.accept_truncated = 1; return 0;
+    case OPT_MAXPIX:
+        if (parse_long(arg, 1, __LONG_MAX__, &l)) return bad("max-pixels", arg, "a positive integer");
+        o->image.max_pixels = (uint64_t)l;
+        return 0;
+    case OPT_PROGRESS: o->progress = 1; return 0;
+    case OPT_NOPROGRESS: o->progress = 0; return 0;
+    case OPT_INPROC: o->in_process = 1; return 0;
+    }
+    fprintf(stderr, "Try 'vgpt-cli --help' for more information.\n");
+    return 2;
+}
+
+int cli_parse(int argc, char **argv, cli_opts *o) {
+    memset(o, 0, sizeof *o);
+    vgpt_gen_opts_default(&o->gen);
+    vgpt_image_opts_default(&o->image);
+    o->model = getenv("VGPT_MODEL");
+    o->batch = 8;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = ncpu > 0 ? (int)ncpu : 1;
+    o->progress = -1;
+    int mode = -1, ngram = -1, c, rc;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "m:f:b:t:vh", long_opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (c == OPT_VERSION) {
+            puts("vgpt-cli 0.1.0");
+            return 1;
+        }
+        if (c >= OPT_GREEDY && c <= OPT_LP) rc = decode_opt(c, optarg, o, &mode, &ngram);
+        else rc = other_opt(c, optarg, o);
+        if (rc) return rc;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vgpt-cli: unexpected argument '%s': image paths are read from standard input\n", argv[optind]);
+        return 2;
+    }
+    if (!o->model || !*o->model) {
+        fprintf(stderr, "vgpt-cli: no model: pass --model PATH or set VGPT_MODEL (see README: Model weights)\n");
+        return 2;
+    }
+    o->gen.mode = mode < 0 ? VGPT_BEAM : (vgpt_mode)mode;
+    o->gen.no_repeat_ngram = ngram >= 0 ? ngram : (o->gen.mode == VGPT_BEAM ? 3 : 0);
+    o->in_process = 1; /* the only mode until the daemon pipeline lands */
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* decode.h - caption generation: greedy, beam search and sampling.
+ *
+ * Every caption starts from <|endoftext|> (50256) as BOS and stops when the
+ * model produces 50256 or after max_tokens new tokens.  All captions of a
+ * call step together through one batched decoder step. */
+#ifndef VGPT_DECODE_H
+#define VGPT_DECODE_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "gpt2.h"
+
+typedef enum { VGPT_GREEDY = 0, VGPT_BEAM = 1, VGPT_SAMPLE = 2 } vgpt_mode;
+
+typedef struct vgpt_gen_opts {
+    vgpt_mode mode;
+    int beams;            /* beam search width (mode BEAM) */
+    int max_tokens;       /* new tokens at most */
+    int no_repeat_ngram;  /* 0 = off; n bans any n-gram from appearing twice */
+    float length_penalty; /* beam score = sum log p / n_tokens^length_penalty */
+    float temperature;    /* sampling */
+    int top_k;            /* 0 = off */
+    float top_p;          /* 1 = off */
+    uint64_t seed;        /* sampling: same seed, same caption, whatever the batch */
+} vgpt_gen_opts;
+
+/* The product's default: beam 3, no repeated 3-grams, 50 tokens. */
+void vgpt_gen_opts_default(vgpt_gen_opts *o);
+/* The published demo: temperature 0.7, top-k 50, top-p 0.9. */
+void vgpt_gen_opts_sample(vgpt_gen_opts *o);
+
+typedef struct vgpt_caption {
+    int32_t *tokens; /* generated ids after BOS, including the final 50256 if it stopped on it */
+    int n_tokens;
+    float score;     /* sum of log-probabilities (length-normalised for beam search) */
+} vgpt_caption;
+
+/* xkv: the N images' cross K/V (vgpt_decoder_cross_kv).  out[0..N-1] is
+ * filled; free each with vgpt_caption_free. */
+int vgpt_generate(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
+                  vgpt_err *err);
+void vgpt_caption_free(vgpt_caption *c);
+
+/* Helpers shared with decoderd's continuous batching. */
+void vgpt_ban_repeated_ngrams(float *logits, const int32_t *seq, int len, int n);
+int vgpt_argmax(const float *x, int n);
+/* Draws a token from logits (V) in place per temperature/top-k/top-p; *rng advances. */
+int vgpt_sample_token(float *logits, int V, const vgpt_gen_opts *o, uint64_t *rng);
+
+#endif

@@ -1,0 +1,205 @@
+/* decode_beam.c - length-normalised beam search, batched across images.
+ *
+ * Each image keeps K live beams and the K best finished hypotheses.  A beam
+ * that emits 50256 is finished only if it ranks among the top K candidates
+ * of its step (as in Hugging Face's BeamSearchScorer); an image is done when
+ * K hypotheses are finished and none of its live beams can beat the worst of
+ * them at the current length, or at max_tokens.  Scores are
+ * sum(log p) / n_tokens^length_penalty, n_tokens counting the final 50256. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode_beam.h"
+
+typedef struct finished {
+    int32_t *seq;
+    int len;
+    double score;
+} finished;
+
+typedef struct image_beams {
+    hyp *cur, *next; /* K each; seq buffers and KV caches owned here */
+    int n_cur;
+    finished *fin;   /* K best, unsorted */
+    int n_fin, done;
+} image_beams;
+
+typedef struct beam_cand {
+    double score;
+    int parent, token;
+} beam_cand;
+
+static int bc_desc(const void *a, const void *b) {
+    const beam_cand *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    if (x->parent != y->parent) return x->parent - y->parent;
+    return x->token - y->token;
+}
+
+static double norm_score(double sum, int n_tokens, float lp) {
+    return sum / pow(n_tokens > 0 ? n_tokens : 1, lp);
+}
+
+/* Keeps the K best finished hypotheses. */
+static int add_finished(image_beams *ib, int K, const hyp *parent, int token, double score) {
+    int slot = ib->n_fin;
+    if (ib->n_fin == K) {
+        slot = 0;
+        for (int i = 1; i < K; i++)
+            if (ib->fin[i].score < ib->fin[slot].score) slot = i;
+        if (ib->fin[slot].score >= score) return 0;
+        free(ib->fin[slot].seq);
+    } else {
+        ib->n_fin++;
+    }
+    finished *f = &ib->fin[slot];
+    f->len = parent->len + (token >= 0);
+    f->seq = malloc(f->len * sizeof *f->seq);
+    if (!f->seq) return -1;
+    memcpy(f->seq, parent->seq, parent->len * sizeof *f->seq);
+    if (token >= 0) f->seq[parent->len] = token;
+    f->score = score;
+    return 0;
+}
+
+static int alloc_image(image_beams *ib, const vgpt_decoder *d, int K, int T) {
+    ib->cur = calloc(K, sizeof *ib->cur);
+    ib->next = calloc(K, sizeof *ib->next);
+    ib->fin = calloc(K, sizeof *ib->fin);
+    if (!ib->cur || !ib->next || !ib->fin) return -1;
+    for (int k = 0; k < 2 * K; k++) {
+        hyp *h = k < K ? &ib->cur[k] : &ib->next[k - K];
+        h->seq = malloc((T + 1) * sizeof *h->seq);
+        if (!h->seq || vgpt_kv_alloc(&h->kv, d->m, T > 0 ? T : 1)) return -1;
+    }
+    ib->cur[0].seq[0] = VGPT_BOS;
+    ib->cur[0].len = 1;
+    ib->n_cur = 1;
+    return 0;
+}
+
+static void free_image(image_beams *ib, int K) {
+    for (int k = 0; k < K; k++) {
+        if (ib->cur) free(ib->cur[k].seq), vgpt_kv_free(&ib->cur[k].kv);
+        if (ib->next) free(ib->next[k].seq), vgpt_kv_free(&ib->next[k].kv);
+        if (ib->fin) free(ib->fin[k].seq);
+    }
+    free(ib->cur);
+    free(ib->next);
+    free(ib->fin);
+}
+
+/* Ranks the candidates of one step for one image.  rows is (n_cur, V). */
+static int collect(image_beams *ib, float *rows, int V, int K, const vgpt_gen_opts *o, beam_cand *bc,
+                   vgpt_cand *top) {
+    int n = 0;
+    for (int b = 0; b < ib->n_cur; b++) {
+        hyp *h = &ib->cur[b];
+        float *row = rows + (size_t)b * V;
+        vgpt_ban_repeated_ngrams(row, h->seq, h->len, o->no_repeat_ngram);
+        int m = vgpt_top_k(row, V, 2 * K, top);
+        if (m == 0) continue;
+        double lse_base = vgpt_log_softmax_at(row, V, top[0].id) - top[0].v; /* = -logsumexp(row) */
+        for (int i = 0; i < m; i++) bc[n++] = (beam_cand){h->sum + top[i].v + lse_base, b, top[i].id};
+    }
+    qsort(bc, n, sizeof *bc, bc_desc);
+    return n;
+}
+
+static int advance(image_beams *ib, float *rows, int V, int K, int T, const vgpt_gen_opts *o, beam_cand *bc,
+                   vgpt_cand *top) {
+    int n = collect(ib, rows, V, K, o, bc, top);
+    int gen = ib->cur[0].len; /* generated tokens after this step */
+    int n_next = 0;
+    for (int r = 0; r < n && n_next < K; r++) {
+        const hyp *p = &ib->cur[bc[r].parent];
+        if (bc[r].token == VGPT_EOS) {
+            if (r < K && add_finished(ib, K, p, VGPT_EOS, norm_score(bc[r].score, gen, o->length_penalty))) return -1;
+            continue;
+        }
+        hyp *h = &ib->next[n_next++];
+        memcpy(h->seq, p->seq, p->len * sizeof *h->seq);
+        h->seq[p->len] = bc[r].token;
+        h->len = p->len + 1;
+        h->sum = bc[r].score;
+        vgpt_kv_copy(&h->kv, &p->kv);
+    }
+    hyp *t = ib->cur;
+    ib->cur = ib->next;
+    ib->next = t;
+    ib->n_cur = n_next;
+    if (n_next == 0) {
+        ib->done = 1;
+    } else if (gen >= T) {
+        for (int j = 0; j < n_next; j++)
+            if (add_finished(ib, K, &ib->cur[j], -1, norm_score(ib->cur[j].sum, gen, o->length_penalty))) return -1;
+        ib->done = 1;
+    } else if (ib->n_fin == K) {
+        double worst = ib->fin[0].score;
+        for (int i = 1; i < K; i++) worst = ib->fin[i].score < worst ? ib->fin[i].score : worst;
+        ib->done = worst >= norm_score(ib->cur[0].sum, gen, o->length_penalty);
+    }
+    return 0;
+}
+
+static int best_caption(const image_beams *ib, vgpt_caption *c) {
+    if (ib->n_fin == 0) {
+        c->tokens = malloc(sizeof *c->tokens);
+        return c->tokens ? 0 : -1;
+    }
+    int best = 0;
+    for (int i = 1; i < ib->n_fin; i++)
+        if (ib->fin[i].score > ib->fin[best].score) best = i;
+    hyp h = {.seq = ib->fin[best].seq, .len = ib->fin[best].len};
+    return vgpt_finish_caption(c, &h, ib->fin[best].score);
+}
+
+int vgpt_generate_beam(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
+                       vgpt_err *err) {
+    int V = d->m->gpt.vocab, K = o->beams, T = vgpt_max_new(d, o), rc = -1;
+    size_t B = (size_t)N * K;
+    image_beams *ib = calloc(N, sizeof *ib);
+    int32_t *tok = malloc(B * sizeof *tok);
+    vgpt_kv **kvp = malloc(B * sizeof *kvp);
+    const vgpt_xkv **xp = malloc(B * sizeof *xp);
+    float *logits = malloc(B * V * sizeof *logits);
+    beam_cand *bc = malloc((size_t)K * 2 * K * sizeof *bc);
+    vgpt_cand *top = malloc((size_t)2 * K * sizeof *top);
+    if (!ib || !tok || !kvp || !xp || !logits || !bc || !top) goto oom;
+    for (int i = 0; i < N; i++) {
+        if (alloc_image(&ib[i], d, K, T)) goto oom;
+        ib[i].done = T <= 0;
+    }
+    for (;;) {
+        int nb = 0;
+        for (int i = 0; i < N; i++)
+            for (int b = 0; !ib[i].done && b < ib[i].n_cur; b++, nb++) {
+                hyp *h = &ib[i].cur[b];
+                tok[nb] = h->seq[h->len - 1];
+                kvp[nb] = &h->kv;
+                xp[nb] = &xkv[i];
+            }
+        if (nb == 0) break;
+        if (vgpt_decoder_step(d, nb, tok, kvp, xp, logits, err)) goto done;
+        float *rows = logits;
+        for (int i = 0; i < N; i++) {
+            if (ib[i].done) continue;
+            float *mine = rows;
+            rows += (size_t)ib[i].n_cur * V;
+            if (advance(&ib[i], mine, V, K, T, o, bc, top)) goto oom;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        if (best_caption(&ib[i], &out[i])) goto oom;
+    rc = 0;
+    goto done;
+oom:
+    vgpt_err_set(err, "decoder: out of memory in beam search (%d images x %d beams)", N, K);
+done:
+    for (int i = 0; ib && i < N; i++) free_image(&ib[i], K);
+    if (rc)
+        for (int i = 0; i < N; i++) vgpt_caption_free(&out[i]);
+    free(ib); free(tok); free(kvp); free(xp); free(logits); free(bc); free(top);
+    return rc;
+}

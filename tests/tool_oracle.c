@@ -1,0 +1,192 @@
+/* tool_oracle.c - checks the C engine against the PyTorch reference's outputs.
+ *
+ *   tool_oracle CKPT DIR [REL_TOL]
+ *
+ * DIR holds what `vgpt_ref.py run` wrote: pixels.f32 (N,3,S,S), vis.f32
+ * (N,L,C), logits0.f32 (N,V), greedy.i32 (N,K), margin.f32 (N,K) and
+ * logits_steps.f32 (N,K,V).  Prints PASS/FAIL lines for tests/run.sh. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "decode.h"
+#include "encoder.h"
+#include "gpt2.h"
+#include "kernels.h"
+#include "model.h"
+
+static void *slurp(const char *dir, const char *name, size_t *len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "tool_oracle: cannot open %s\n", path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc(*len ? *len : 1);
+    if (!p || fread(p, 1, *len, f) != *len) exit(2);
+    fclose(f);
+    return p;
+}
+
+/* max |a-b| / max |b|: error relative to the tensor's scale. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= md)) md = d; /* NaN propagates as a failure */
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+static double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+
+typedef struct ref {
+    float *pixels, *vis, *logits0, *margin, *steps;
+    int32_t *greedy;
+    int N, K, L, C, V;
+} ref;
+
+static void load_ref(ref *r, const char *dir, const vgpt_model *m) {
+    size_t n;
+    int S = m->vit.image;
+    r->L = m->rs.n_latents;
+    r->C = m->rs.width;
+    r->V = m->gpt.vocab;
+    r->pixels = slurp(dir, "pixels.f32", &n);
+    r->N = (int)(n / (sizeof(float) * 3 * S * S));
+    r->vis = slurp(dir, "vis.f32", &n);
+    r->logits0 = slurp(dir, "logits0.f32", &n);
+    r->greedy = slurp(dir, "greedy.i32", &n);
+    r->K = (int)(n / (sizeof(int32_t) * r->N));
+    r->margin = slurp(dir, "margin.f32", &n);
+    r->steps = slurp(dir, "logits_steps.f32", &n);
+}
+
+static void check_encoder(check_state *st, vgpt_encoder *enc, const ref *r, float *vis, double tol) {
+    vgpt_err err;
+    size_t per = (size_t)r->L * r->C;
+    int rc = vgpt_encode(enc, r->pixels, r->N, vis, &err);
+    CHECK(st, rc == 0, "encoder ran on %d images%s%s", r->N, rc ? ": " : "", rc ? err.msg : "");
+    for (int n = 0; n < r->N; n++) {
+        double e = rel_err(vis + n * per, r->vis + n * per, per);
+        CHECK(st, e <= tol, "visual tokens of image %d: rel err %.3g <= %.0e (batch %d)", n, e, tol, r->N);
+    }
+    float *one = malloc(per * sizeof(float));
+    vgpt_encode(enc, r->pixels, 1, one, &err);
+    double e = rel_err(one, r->vis, per);
+    CHECK(st, e <= tol, "visual tokens of image 0 encoded alone: rel err %.3g <= %.0e", e, tol);
+    free(one);
+}
+
+/* Feeds the reference's greedy tokens and compares the logits at every step. */
+static void check_teacher_forced(check_state *st, vgpt_decoder *d, const vgpt_model *m, const ref *r,
+                                 const vgpt_xkv *xkv, double tol) {
+    vgpt_err err;
+    float *logits = malloc((size_t)r->N * r->V * sizeof(float));
+    vgpt_kv *kv = calloc(r->N, sizeof *kv);
+    vgpt_kv **kvp = calloc(r->N, sizeof *kvp);
+    const vgpt_xkv **xp = calloc(r->N, sizeof *xp);
+    int32_t *tok = calloc(r->N, sizeof *tok);
+    for (int n = 0; n < r->N; n++) {
+        vgpt_kv_alloc(&kv[n], m, r->K);
+        kvp[n] = &kv[n];
+        xp[n] = &xkv[n];
+    }
+    double worst = 0;
+    for (int s = 0; s < r->K; s++) {
+        for (int n = 0; n < r->N; n++) tok[n] = s == 0 ? VGPT_BOS : r->greedy[n * r->K + s - 1];
+        if (vgpt_decoder_step(d, r->N, tok, kvp, xp, logits, &err)) {
+            CHECK(st, 0, "decoder step %d: %s", s, err.msg);
+            break;
+        }
+        for (int n = 0; n < r->N; n++) {
+            const float *want = s == 0 ? r->logits0 + (size_t)n * r->V : r->steps + ((size_t)n * r->K + s) * r->V;
+            double e = rel_err(logits + (size_t)n * r->V, want, r->V);
+            if (s == 0) CHECK(st, e <= tol, "first-step logits of image %d: rel err %.3g <= %.0e", n, e, tol);
+            worst = e > worst || e != e ? e : worst;
+        }
+    }
+    CHECK(st, worst <= tol, "logits at all %d teacher-forced steps (KV cache): worst rel err %.3g <= %.0e", r->K,
+          worst, tol);
+    for (int n = 0; n < r->N; n++) vgpt_kv_free(&kv[n]);
+    free(logits); free(kv); free(kvp); free(xp); free(tok);
+}
+
+/* Free-running greedy decoding must follow the reference until the first
+ * step whose top-2 margin is within the logit tolerance (a tie at fp32). */
+static void check_greedy(check_state *st, vgpt_decoder *d, const ref *r, const vgpt_xkv *xkv, double tol) {
+    vgpt_err err;
+    vgpt_gen_opts o;
+    vgpt_gen_opts_default(&o);
+    o.mode = VGPT_GREEDY;
+    o.no_repeat_ngram = 0;
+    o.max_tokens = r->K;
+    vgpt_caption *caps = calloc(r->N, sizeof *caps);
+    int rc = vgpt_generate(d, xkv, r->N, &o, caps, &err);
+    CHECK(st, rc == 0, "greedy generation%s%s", rc ? ": " : "", rc ? err.msg : "");
+    for (int n = 0; rc == 0 && n < r->N; n++) {
+        int compared = 0, ok = 1;
+        for (int s = 0; s < r->K; s++) {
+            const float *lg = s == 0 ? r->logits0 + (size_t)n * r->V : r->steps + ((size_t)n * r->K + s) * r->V;
+            double tol_logit = tol * max_abs(lg, r->V);
+            if (r->margin[n * r->K + s] <= tol_logit) break;
+            compared++;
+            if (s >= caps[n].n_tokens || caps[n].tokens[s] != r->greedy[n * r->K + s]) {
+                ok = 0;
+                break;
+            }
+            if (r->greedy[n * r->K + s] == VGPT_EOS) break;
+        }
+        CHECK(st, ok && compared > 0, "greedy tokens of image %d equal the reference over %d decisive steps", n,
+              compared);
+        vgpt_caption_free(&caps[n]);
+    }
+    free(caps);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: tool_oracle CKPT DIR [REL_TOL]\n");
+        return 2;
+    }
+    double tol = argc > 3 ? atof(argv[3]) : 1e-4;
+    check_state st = {0};
+    vgpt_err err;
+    vgpt_model *m;
+    vgpt_set_threads(2);
+    int rc = vgpt_model_load(argv[1], VGPT_LOAD_ALL, &m, &err);
+    CHECK(&st, rc == 0, "load %s%s%s", argv[1], rc ? ": " : "", rc ? err.msg : "");
+    if (rc) return 1;
+    ref r;
+    load_ref(&r, argv[2], m);
+    vgpt_encoder *enc;
+    vgpt_decoder d;
+    vgpt_encoder_new(m, &enc, &err);
+    vgpt_decoder_init(&d, m, &err);
+    float *vis = malloc((size_t)r.N * r.L * r.C * sizeof(float));
+    check_encoder(&st, enc, &r, vis, tol);
+    vgpt_xkv *xkv = calloc(r.N, sizeof *xkv);
+    /* decode from the reference's visual tokens so decoder errors are measured alone */
+    vgpt_decoder_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
+    check_teacher_forced(&st, &d, m, &r, xkv, tol);
+    check_greedy(&st, &d, &r, xkv, tol);
+    for (int n = 0; n < r.N; n++) vgpt_xkv_free(&xkv[n]);
+    free(xkv); free(vis);
+    free(r.pixels); free(r.vis); free(r.logits0); free(r.greedy); free(r.margin); free(r.steps);
+    vgpt_encoder_free(enc);
+    vgpt_decoder_release(&d);
+    vgpt_model_free(m);
+    printf("%d passed, %d failed\n", st.passed, st.failed);
+    return check_exit(&st);
+}
