@@ -23,7 +23,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 # tests/tool_*.c: helpers the shell tests drive (not run on their own)
 TOOL_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/tool_*.c))
-BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/vgpt-mkckpt
+BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/vgpt-mkckpt $(B)/vgpt-bench
 
 .PHONY: all deps deps-test test test-san bench demo install clean
 all: $(BINS) $(TEST_BIN) $(TOOL_BIN)
@@ -46,6 +46,8 @@ $(B)/vgpt-cli: $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c)) $(B)/libvgpt.a
 $(B)/preprocd: $(patsubst %.c,$(B)/%.o,$(wildcard preprocd/*.c)) $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/vgpt-mkckpt: $(B)/tools/vgpt-mkckpt.o $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/vgpt-bench: $(B)/tools/vgpt-bench.o $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/tests/%: $(B)/tests/%.o $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -1,0 +1,145 @@
+/* test_kernels.c - the math kernels against straightforward double-precision
+ * definitions (LayerNorm, both GELUs, softmax, masked attention, linear). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "kernels.h"
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+}
+
+static void fill(float *x, int n, uint64_t *s, float scale) {
+    for (int i = 0; i < n; i++) x[i] = frand(s) * scale;
+}
+
+static void test_layernorm(check_state *st, uint64_t *s) {
+    enum { N = 3, C = 77 };
+    float x[N * C], sc[C], sh[C], y[N * C];
+    fill(x, N * C, s, 5.0f);
+    fill(sc, C, s, 2.0f);
+    fill(sh, C, s, 1.0f);
+    for (int i = 0; i < C; i++) x[i] += 100.0f; /* large mean: catches one-pass variance */
+    vgpt_layernorm(y, x, sc, sh, N, C, 1e-5f);
+    double worst = 0;
+    for (int n = 0; n < N; n++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < C; i++) mean += x[n * C + i];
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (x[n * C + i] - mean) * (x[n * C + i] - mean);
+        var /= C;
+        for (int i = 0; i < C; i++) {
+            double want = (x[n * C + i] - mean) / sqrt(var + 1e-5) * sc[i] + sh[i];
+            worst = fmax(worst, fabs(want - y[n * C + i]));
+        }
+    }
+    CHECK(st, worst < 1e-5, "layernorm matches the definition (max err %.2g)", worst);
+}
+
+static void test_gelu(check_state *st, uint64_t *s) {
+    enum { N = 1000 };
+    float a[N], b[N], x[N];
+    fill(x, N, s, 8.0f);
+    for (int i = 0; i < N; i++) a[i] = b[i] = x[i];
+    vgpt_gelu_erf(a, N);
+    vgpt_gelu_tanh(b, N);
+    double we = 0, wt = 0, diff = 0;
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double e = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        double t = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        we = fmax(we, fabs(e - a[i]));
+        wt = fmax(wt, fabs(t - b[i]));
+        diff = fmax(diff, fabs(e - t));
+    }
+    CHECK(st, we < 1e-5, "erf GELU matches 0.5x(1+erf(x/sqrt2)) (max err %.2g)", we);
+    CHECK(st, wt < 1e-5, "tanh GELU matches the GPT-2 formula (max err %.2g)", wt);
+    CHECK(st, diff > 1e-4, "the two GELU variants differ measurably (%.2g), so mixing them up is caught", diff);
+}
+
+static void test_linear(check_state *st, uint64_t *s) {
+    enum { N = 5, C = 33, OC = 17 };
+    float x[N * C], w[OC * C], b[OC], y[N * OC], y1[OC];
+    fill(x, N * C, s, 1.0f);
+    fill(w, OC * C, s, 1.0f);
+    fill(b, OC, s, 1.0f);
+    vgpt_linear(y, x, w, b, N, C, OC, 0);
+    vgpt_linear(y1, x + C, w, b, 1, C, OC, 0); /* the sgemv path */
+    double worst = 0, w1 = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double acc = b[o];
+            for (int c = 0; c < C; c++) acc += (double)x[n * C + c] * w[o * C + c];
+            worst = fmax(worst, fabs(acc - y[n * OC + o]));
+            if (n == 1) w1 = fmax(w1, fabs(acc - y1[o]));
+        }
+    CHECK(st, worst < 1e-4, "linear (sgemm) = x W^T + b (max err %.2g)", worst);
+    CHECK(st, w1 < 1e-4, "linear with one row (sgemv) = x W^T + b (max err %.2g)", w1);
+}
+
+/* Naive attention in double: out[i] = sum_j softmax_j(q_i.k_j/sqrt(hd)) v_j. */
+static double attention_err(const float *q, const float *k, const float *v, const float *out, int Tq, int Tk, int H,
+                            int hd, int causal_offset) {
+    int D = H * hd;
+    double worst = 0;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < Tq; i++) {
+            int n = causal_offset >= 0 ? causal_offset + i + 1 : Tk;
+            if (n > Tk) n = Tk;
+            double sc[64], mx = -1e300, sum = 0;
+            for (int j = 0; j < n; j++) {
+                double d = 0;
+                for (int c = 0; c < hd; c++) d += (double)q[i * D + h * hd + c] * k[j * D + h * hd + c];
+                sc[j] = d / sqrt((double)hd);
+                mx = fmax(mx, sc[j]);
+            }
+            for (int j = 0; j < n; j++) sum += (sc[j] = exp(sc[j] - mx));
+            for (int c = 0; c < hd; c++) {
+                double acc = 0;
+                for (int j = 0; j < n; j++) acc += sc[j] / sum * v[j * D + h * hd + c];
+                worst = fmax(worst, fabs(acc - out[i * D + h * hd + c]));
+            }
+        }
+    return worst;
+}
+
+static void test_attention(check_state *st, uint64_t *s) {
+    enum { T = 9, H = 3, HD = 8, D = H * HD };
+    float q[T * D], k[T * D], v[T * D], out[T * D], scratch[T * T];
+    fill(q, T * D, s, 2.0f);
+    fill(k, T * D, s, 2.0f);
+    fill(v, T * D, s, 1.0f);
+    vgpt_attention(out, D, q, D, k, D, v, D, T, T, H, HD, -1, scratch);
+    double e = attention_err(q, k, v, out, T, T, H, HD, -1);
+    CHECK(st, e < 1e-5, "unmasked multi-head attention (max err %.2g)", e);
+    vgpt_attention(out, D, q, D, k, D, v, D, T, T, H, HD, 0, scratch);
+    e = attention_err(q, k, v, out, T, T, H, HD, 0);
+    CHECK(st, e < 1e-5, "causal multi-head attention (max err %.2g)", e);
+    vgpt_attention(out, D, q + 4 * D, D, k, D, v, D, 1, 5, H, HD, -1, scratch);
+    e = attention_err(q + 4 * D, k, v, out, 1, 5, H, HD, -1);
+    CHECK(st, e < 1e-5, "single-query attention over a cache (sgemv path, max err %.2g)", e);
+}
+
+static void test_softmax(check_state *st) {
+    float x[6] = {1000.0f, 1001.0f, 999.0f, 5.0f, 5.0f, 5.0f};
+    int valid[2] = {3, 2};
+    vgpt_softmax_rows(x, 2, 3, valid);
+    double e = fabs(x[1] - 1.0 / (1.0 + exp(-1.0) + exp(-2.0)));
+    CHECK(st, e < 1e-6, "softmax is stable for large logits (err %.2g)", e);
+    CHECK(st, fabs(x[3] - 0.5) < 1e-6 && x[5] == 0.0f, "softmax masks entries past the valid length");
+}
+
+int main(void) {
+    check_state st = {0};
+    uint64_t s = 7;
+    vgpt_set_threads(1);
+    test_layernorm(&st, &s);
+    test_gelu(&st, &s);
+    test_linear(&st, &s);
+    test_attention(&st, &s);
+    test_softmax(&st);
+    return check_exit(&st);
+}

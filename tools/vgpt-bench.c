@@ -1,0 +1,226 @@
+/* vgpt-bench.c - speed of the engine's parts on this machine, with the
+ * machine's own ceilings measured in the same run (sgemm peak, memory
+ * bandwidth), so every figure can be read against its floor.
+ *
+ *   vgpt-bench CKPT [--threads N] [--images N]
+ *
+ * Prints one JSON object per line. */
+#include <cblas.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decode.h"
+#include "encoder.h"
+#include "gpt2.h"
+#include "kernels.h"
+#include "model.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fill(float *x, size_t n, uint64_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((seed >> 40) / (double)(1 << 24)) * 4.0f - 2.0f;
+    }
+}
+
+/* sgemm GFLOP/s on the ViT's MLP shape (8 images x 197 tokens, 768 -> 3072). */
+static double sgemm_peak(void) {
+    int M = 1576, N = 3072, K = 768;
+    float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)N * K * 4), *c = malloc((size_t)M * N * 4);
+    fill(a, (size_t)M * K, 1);
+    fill(b, (size_t)N * K, 2);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+        double g = 2.0 * M * N * K / (now() - t) / 1e9;
+        best = g > best ? g : best;
+    }
+    free(a); free(b); free(c);
+    return best;
+}
+
+typedef struct { const uint64_t *p; size_t n; uint64_t x; } bw_arg;
+
+/* XOR is associative for integers, so GCC vectorises this without fast-math. */
+static void *bw_thread(void *arg) {
+    bw_arg *a = arg;
+    uint64_t x = 0;
+    for (size_t i = 0; i < a->n; i++) x ^= a->p[i];
+    a->x = x;
+    return NULL;
+}
+
+/* GB/s reading 1 GiB with T threads: the decoder's batch-1 floor. */
+static double read_bandwidth(int T) {
+    size_t n = (size_t)1 << 27;
+    uint64_t *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = i;
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        pthread_t th[64];
+        bw_arg args[64];
+        double t = now();
+        for (int i = 0; i < T; i++) {
+            args[i] = (bw_arg){p + n / T * i, n / T, 0};
+            pthread_create(&th[i], NULL, bw_thread, &args[i]);
+        }
+        for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+        double g = n * sizeof *p / (now() - t) / 1e9;
+        best = g > best ? g : best;
+    }
+    free(p);
+    return best;
+}
+
+static void bench_encoder(const vgpt_model *m, vgpt_encoder *enc, int batch, double peak) {
+    int S = m->vit.image;
+    size_t L = m->rs.n_latents, C = m->rs.width;
+    float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc(batch * L * C * 4);
+    fill(px, (size_t)batch * 3 * S * S, 3);
+    vgpt_err err;
+    vgpt_encode(enc, px, batch, vis, &err); /* warm-up: buffers, page faults */
+    int reps = batch == 1 ? 5 : 2;
+    double t = now();
+    for (int r = 0; r < reps; r++) vgpt_encode(enc, px, batch, vis, &err);
+    double s = (now() - t) / (reps * batch);
+    printf("{\"bench\":\"encoder\",\"batch\":%d,\"images_per_s\":%.3f,\"s_per_image\":%.4f,\"vit_gflops\":%.1f,"
+           "\"floor_s_per_image\":%.4f,\"x_floor\":%.2f}\n",
+           batch, 1 / s, s, 35.1 / s, 35.1 / peak, s / (35.1 / peak));
+    fflush(stdout);
+    free(px);
+    free(vis);
+}
+
+/* Steps B captions for `steps` tokens from random visual tokens; s per step. */
+static double decode_steps(const vgpt_model *m, vgpt_decoder *d, int B, int steps) {
+    int L = m->rs.n_latents, C = m->gpt.width, V = m->gpt.vocab;
+    float *vis = malloc((size_t)B * L * C * 4), *logits = malloc((size_t)B * V * 4);
+    fill(vis, (size_t)B * L * C, 4);
+    vgpt_xkv *x = calloc(B, sizeof *x);
+    vgpt_kv *kv = calloc(B, sizeof *kv);
+    vgpt_kv **kvp = calloc(B, sizeof *kvp);
+    const vgpt_xkv **xp = calloc(B, sizeof *xp);
+    int32_t *tok = calloc(B, sizeof *tok);
+    vgpt_err err;
+    vgpt_decoder_cross_kv(d, vis, B, L, x, &err);
+    for (int b = 0; b < B; b++) {
+        vgpt_kv_alloc(&kv[b], m, steps + 2);
+        kvp[b] = &kv[b];
+        xp[b] = &x[b];
+        tok[b] = VGPT_BOS;
+    }
+    vgpt_decoder_step(d, B, tok, kvp, xp, logits, &err); /* warm-up */
+    double t = now();
+    for (int s = 0; s < steps; s++) {
+        vgpt_decoder_step(d, B, tok, kvp, xp, logits, &err);
+        for (int b = 0; b < B; b++) tok[b] = vgpt_argmax(logits + (size_t)b * V, V);
+    }
+    double per = (now() - t) / steps;
+    for (int b = 0; b < B; b++) {
+        vgpt_kv_free(&kv[b]);
+        vgpt_xkv_free(&x[b]);
+    }
+    free(vis); free(logits); free(x); free(kv); free(kvp); free(xp); free(tok);
+    return per;
+}
+
+static void bench_decoder(const vgpt_model *m, vgpt_decoder *d, double bw) {
+    double bytes = 0;
+    const vgpt_gpt *g = &m->gpt;
+    for (int j = 0; j < g->n_blocks; j++) {
+        const vgpt_block *b = &g->blocks[j];
+        bytes += (double)b->q.in * b->q.out * (b->is_cross ? 2 : 4);
+        if (!b->is_cross) bytes += 2.0 * b->fc1.in * b->fc1.out;
+    }
+    bytes = (bytes + (double)g->vocab * g->width) * 4;
+    double s1 = decode_steps(m, d, 1, 24);
+    printf("{\"bench\":\"decoder\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.3f,\"floor_ms\":%.2f,"
+           "\"x_floor\":%.2f}\n",
+           s1 * 1e3, bytes / 1e9, bytes / bw / 1e6, s1 / (bytes / bw / 1e9));
+    double s16 = decode_steps(m, d, 16, 24);
+    printf("{\"bench\":\"decoder\",\"batch\":16,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,\"x_batch1\":%.2f}\n",
+           16 / s16, s16 * 1e3, (16 / s16) / (1 / s1));
+    fflush(stdout);
+}
+
+/* Whole captions: encode a batch, then exactly 20 greedy tokens for it
+ * (random weights may emit 50256 early; the count is fixed for fairness). */
+static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_decoder *d, int total, int batch) {
+    int S = m->vit.image, L = m->rs.n_latents, C = m->gpt.width, V = m->gpt.vocab, T = 20;
+    float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc((size_t)batch * L * C * 4);
+    float *logits = malloc((size_t)batch * V * 4);
+    vgpt_xkv *x = calloc(batch, sizeof *x);
+    vgpt_kv *kv = calloc(batch, sizeof *kv);
+    vgpt_kv **kvp = calloc(batch, sizeof *kvp);
+    const vgpt_xkv **xp = calloc(batch, sizeof *xp);
+    int32_t *tok = calloc(batch, sizeof *tok);
+    for (int b = 0; b < batch; b++) {
+        vgpt_kv_alloc(&kv[b], m, T + 1);
+        kvp[b] = &kv[b];
+        xp[b] = &x[b];
+    }
+    fill(px, (size_t)batch * 3 * S * S, 5);
+    vgpt_err err;
+    double t = now();
+    for (int done = 0; done < total; done += batch) {
+        vgpt_encode(enc, px, batch, vis, &err);
+        vgpt_decoder_cross_kv(d, vis, batch, L, x, &err);
+        for (int b = 0; b < batch; b++) {
+            kv[b].pos = 0;
+            tok[b] = VGPT_BOS;
+        }
+        for (int s = 0; s < T; s++) {
+            vgpt_decoder_step(d, batch, tok, kvp, xp, logits, &err);
+            for (int b = 0; b < batch; b++) tok[b] = vgpt_argmax(logits + (size_t)b * V, V);
+        }
+        for (int b = 0; b < batch; b++) vgpt_xkv_free(&x[b]);
+    }
+    double dt = now() - t;
+    printf("{\"bench\":\"captions\",\"images\":%d,\"batch\":%d,\"tokens\":%d,\"captions_per_s\":%.3f,"
+           "\"s_per_caption\":%.3f}\n",
+           total, batch, T, total / dt, dt / total);
+    fflush(stdout);
+    for (int b = 0; b < batch; b++) vgpt_kv_free(&kv[b]);
+    free(px); free(vis); free(logits); free(x); free(kv); free(kvp); free(xp); free(tok);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS]\n");
+        return 2;
+    }
+    int threads = argc > 2 ? atoi(argv[2]) : 2;
+    vgpt_set_threads(threads);
+    double peak = sgemm_peak(), bw = read_bandwidth(threads);
+    printf("{\"bench\":\"machine\",\"threads\":%d,\"sgemm_gflops\":%.1f,\"read_gb_per_s\":%.1f}\n", threads, peak, bw);
+    fflush(stdout);
+    vgpt_err err;
+    vgpt_model *m;
+    if (vgpt_model_load(argv[1], VGPT_LOAD_ALL, &m, &err)) {
+        fprintf(stderr, "vgpt-bench: %s\n", err.msg);
+        return 1;
+    }
+    vgpt_encoder *enc;
+    vgpt_decoder d;
+    vgpt_encoder_new(m, &enc, &err);
+    vgpt_decoder_init(&d, m, &err);
+    bench_encoder(m, enc, 1, peak);
+    bench_encoder(m, enc, 8, peak);
+    bench_decoder(m, &d, bw * 1e9);
+    bench_captions(m, enc, &d, 4, 1);
+    bench_captions(m, enc, &d, 64, 16);
+    vgpt_encoder_free(enc);
+    vgpt_decoder_release(&d);
+    vgpt_model_free(m);
+    return 0;
+}
