@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# bench.sh - `make bench`: the engine's speed and memory on the full-size
+# random checkpoint with 2 threads, next to PyTorch measured in the same run.
+# Results: stdout and build/bench/results.jsonl.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${VGPT_BUILD:-$root/build}
+out=$root/build/bench
+mkdir -p "$out"
+res=$out/results.jsonl
+: > "$res"
+export OMP_WAIT_POLICY=PASSIVE
+ckdir=$out/full-fp32
+if [ ! -f "$ckdir/model.pth" ]; then
+    echo "bench: writing the full-size random fp32 checkpoint (PyTorch reference) ..." >&2
+    /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" mkckpt --preset full --dtype fp32 --cross 3,6,9 --seed 1 \
+        --out "$ckdir/model.pth" >&2
+fi
+echo "== vgpt engine (C, OpenBLAS, 2 threads)" >&2
+"$build/vgpt-bench" "$ckdir/model.pth" 2 | tee -a "$res"
+
+echo "== peak memory of vgpt-cli --in-process (fp32 checkpoint)" >&2
+list=$(mktemp)
+ls "$root"/examples/* | grep -E '\.(png|jpg)$' > "$list"
+size=$(stat -c %s "$ckdir/model.pth")
+/usr/bin/time -f '%M %e' -o "$out/time.txt" "$build/vgpt-cli" --model "$ckdir/model.pth" --threads 2 \
+    --greedy --max-tokens 20 < "$list" > /dev/null
+read -r rss_kb secs < "$out/time.txt"
+echo "{\"bench\":\"memory\",\"peak_rss_mb\":$((rss_kb / 1024)),\"checkpoint_mb\":$((size / 1048576)),\"x_checkpoint\":$(awk "BEGIN{printf \"%.2f\", $rss_kb*1024/$size}"),\"wall_s\":$secs}" | tee -a "$res"
+rm -f "$list"
+
+echo "== PyTorch reference (Debian torch, fp32, 2 threads, OMP_WAIT_POLICY=PASSIVE)" >&2
+/usr/bin/python3 "$root/tests/ref/vgpt_ref.py" bench --ckpt "$ckdir/model.pth" --threads 2 | tee -a "$res"
+if [ -x "$root/tools/bench_image.sh" ]; then
+    echo "== image preprocessing" >&2
+    "$root/tools/bench_image.sh" | tee -a "$res"
+fi
+echo "bench: results in $res" >&2
