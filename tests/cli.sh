@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# cli.sh - vgpt-cli's contract: one line per input line in input order, error
+# lines for bad inputs, exit codes 0/1/2, CRLF and blank lines, jsonl shape,
+# same flags -> same output.  Uses a tiny random checkpoint from vgpt-mkckpt
+# (no PyTorch needed).
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${VGPT_BUILD:-$root/build}
+imgs=${VGPT_SHARED:-$root/../shared}/testdata/images
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+cli=$build/vgpt-cli
+
+"$build/vgpt-mkckpt" --preset tiny --seed 3 "$tmp/m/model.pth" >/dev/null 2>&1
+ok "vgpt-mkckpt writes a tiny checkpoint" "[ -s '$tmp/m/model.pth' ]"
+m=$tmp/m/model.pth
+
+"$cli" --help > "$tmp/help" 2>&1; rc=$?
+ok "--help exits 0 and documents --beam, --sample, --format" "[ $rc = 0 ] && grep -q -- --beam '$tmp/help' && grep -q -- --sample '$tmp/help' && grep -q -- --format '$tmp/help'"
+"$cli" --model "$m" --beam 0 < /dev/null > /dev/null 2> "$tmp/err"; rc=$?
+ok "a bad option value exits 2 with a message" "[ $rc = 2 ] && grep -q 'beam' '$tmp/err'"
+env -u VGPT_MODEL "$cli" < /dev/null > /dev/null 2> "$tmp/err"; rc=$?
+ok "no model exits 2 and says how to give one" "[ $rc = 2 ] && grep -q VGPT_MODEL '$tmp/err'"
+"$cli" --model "$tmp/nope.pth" < /dev/null > /dev/null 2> "$tmp/err"; rc=$?
+ok "a missing checkpoint exits 2 naming the file" "[ $rc = 2 ] && grep -q nope.pth '$tmp/err'"
+
+if [ ! -d "$imgs/good" ]; then echo "SKIP: $imgs not found: image tests not run"; exit 0; fi
+printf '%s\r\n' "$imgs/good/coffee.png" > "$tmp/list"
+printf '\n%s\n' "$imgs/bad/empty.jpg" "$imgs/good/rocket.jpg" "$tmp/does-not-exist.jpg" "$imgs/good/jellyfish.jpg" >> "$tmp/list"
+"$cli" --model "$m" --greedy --max-tokens 8 < "$tmp/list" > "$tmp/out.tsv" 2> "$tmp/err"; rc=$?
+ok "some failed inputs -> exit 1" "[ $rc = 1 ]"
+ok "one output line per non-blank input line" "[ \$(wc -l < '$tmp/out.tsv') = 5 ]"
+ok "outputs are in input order (CR stripped)" "[ \"\$(cut -f1 '$tmp/out.tsv' | sed -n 1p)\" = '$imgs/good/coffee.png' ] && [ \"\$(cut -f1 '$tmp/out.tsv' | sed -n 5p)\" = '$imgs/good/jellyfish.jpg' ]"
+ok "the empty file gets an error line" "sed -n 2p '$tmp/out.tsv' | grep -q 'ERROR: '"
+ok "the missing file gets an error line" "sed -n 4p '$tmp/out.tsv' | grep -q 'ERROR: .*does-not-exist'"
+ok "good images get a non-empty caption" "sed -n 3p '$tmp/out.tsv' | grep -qv 'ERROR' && [ -n \"\$(sed -n 3p '$tmp/out.tsv' | cut -f2)\" ]"
+
+"$cli" --model "$m" --greedy --max-tokens 8 --format jsonl < "$tmp/list" > "$tmp/out.jsonl" 2>/dev/null
+ok "jsonl lines parse and carry path+caption+tokens or path+error" "/usr/bin/python3 -c '
+import json,sys
+rows=[json.loads(l) for l in open(\"$tmp/out.jsonl\")]
+assert len(rows)==5
+assert all((\"caption\" in r and isinstance(r[\"tokens\"],list) and \"error\" not in r) or (\"error\" in r and \"caption\" not in r) for r in rows)
+assert \"error\" in rows[1] and \"tokens\" in rows[2] and len(rows[2][\"tokens\"])>0
+'"
+ok "tsv and jsonl give the same captions" "[ \"\$(sed -n 3p '$tmp/out.tsv' | cut -f2)\" = \"\$(/usr/bin/python3 -c 'import json;print(json.loads(open(\"$tmp/out.jsonl\").readlines()[2])[\"caption\"])')\" ]"
+
+grep -v -e empty -e does-not "$tmp/list" | grep . > "$tmp/good"
+"$cli" --model "$m" --sample --seed 5 --max-tokens 8 --batch 1 < "$tmp/good" > "$tmp/s1" 2>/dev/null; rc=$?
+"$cli" --model "$m" --sample --seed 5 --max-tokens 8 --batch 3 < "$tmp/good" > "$tmp/s2" 2>/dev/null
+ok "all inputs captioned -> exit 0" "[ $rc = 0 ]"
+ok "sampling with a seed repeats exactly, whatever the batch size" "cmp -s '$tmp/s1' '$tmp/s2'"
+"$cli" --model "$m" --max-tokens 8 --batch 1 < "$tmp/good" > "$tmp/b1" 2>/dev/null
+"$cli" --model "$m" --max-tokens 8 --batch 3 < "$tmp/good" > "$tmp/b3" 2>/dev/null
+ok "default beam search gives the same captions at batch 1 and 3" "cmp -s '$tmp/b1' '$tmp/b3'"
