@@ -18,7 +18,7 @@ SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 B  ?= build
 LIB_SRC  := $(wildcard lib/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 # tests/tool_*.c: helpers the shell tests drive (not run on their own)
@@ -33,7 +33,7 @@ deps:
 deps-test:
 	@tools/deps.sh test
 
-$(B)/%.o: %.c $(wildcard lib/*.h)
+$(B)/obj/%.o: %.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) $(VIPS_CFLAGS) -c $< -o $@
@@ -41,15 +41,15 @@ $(B)/%.o: %.c $(wildcard lib/*.h)
 $(B)/libvgpt.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(B)/vgpt-cli: $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c)) $(B)/libvgpt.a
+$(B)/vgpt-cli: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/preprocd: $(patsubst %.c,$(B)/%.o,$(wildcard preprocd/*.c)) $(B)/libvgpt.a
+$(B)/preprocd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)) $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/vgpt-mkckpt: $(B)/tools/vgpt-mkckpt.o $(B)/libvgpt.a
+$(B)/vgpt-mkckpt: $(B)/obj/tools/vgpt-mkckpt.o $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/vgpt-bench: $(B)/tools/vgpt-bench.o $(B)/libvgpt.a
+$(B)/vgpt-bench: $(B)/obj/tools/vgpt-bench.o $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/tests/%: $(B)/tests/%.o $(B)/libvgpt.a
+$(B)/tests/%: $(B)/obj/tests/%.o $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # Unit tests run twice: optimised, and under ASan/UBSan (build-san/).
@@ -74,4 +74,27 @@ clean:
 	rm -rf build build-san
 
 # activations.c only: lets GCC use glibc's vector erff/tanhf/expf (see the file's header).
-$(B)/lib/activations.o: CFLAGS += -ffast-math
+$(B)/obj/lib/activations.o: CFLAGS += -ffast-math
+
+# Fuzz the image path (sniffing, libvips decoders, PIL rules, resize) with
+# libFuzzer + ASan/UBSan for FUZZ_SECONDS, seeded with the small test images
+# (each prefixed with the option byte the harness reads) and the regressions
+# in tests/fuzz-corpus/.  Crashers land in $(B)/fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(B)/fuzz
+FUZZ_SRC     := tests/fuzz_image.c lib/err.c $(wildcard lib/image*.c)
+.PHONY: fuzz
+fuzz: $(FUZZ_DIR)/fuzz_image
+	@rm -rf $(FUZZ_DIR)/corpus && mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	@imgs=$${VGPT_SHARED:-$(CURDIR)/../shared}/testdata/images; n=0; \
+	for f in $$(find $$imgs/good $$imgs/variants $$imgs/bad -type f -size -200k); do \
+	    n=$$((n + 1)); { printf '\000'; cat "$$f"; } > $(FUZZ_DIR)/corpus/seed$$n; done; \
+	cp tests/fuzz-corpus/* $(FUZZ_DIR)/corpus/ 2>/dev/null; \
+	echo "fuzz: $$(ls $(FUZZ_DIR)/corpus | wc -l) seeds, $(FUZZ_SECONDS) s"
+	ASAN_OPTIONS=detect_leaks=0 $(FUZZ_DIR)/fuzz_image -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=262144 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/corpus
+$(FUZZ_DIR)/fuzz_image: $(FUZZ_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -Ilib $(VIPS_CFLAGS) $(FUZZ_SRC) -o $@ $(VIPS_LIBS) -lm

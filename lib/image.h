@@ -18,7 +18,7 @@ typedef struct vgpt_image_opts {
     int autorotate;        /* honour EXIF orientation (default 1; 0 = published behaviour) */
     int fast_decode;       /* allow JPEG shrink-on-load (changes pixels; default 0) */
     int accept_truncated;  /* caption what could be decoded of a truncated file (default 0) */
-    uint64_t max_pixels;   /* refuse larger images before decoding (default 100e6) */
+    uint64_t max_pixels;   /* refuse larger images before decoding (default 100e6; 0 = default) */
 } vgpt_image_opts;
 
 void vgpt_image_opts_default(vgpt_image_opts *o);
@@ -28,7 +28,9 @@ int vgpt_image_init(const char *argv0, vgpt_err *err);
 void vgpt_image_shutdown(void);
 
 /* Decodes `len` bytes (`name` is only used in messages) and writes the
- * 224x224x3 result to out.  Returns -1 with "name: reason" on any failure. */
+ * 224x224x3 result to out.  Returns -1 with "name: reason" on any failure.
+ * Thread-safe, but libvips keeps one process-wide error log, so concurrent
+ * failures may see each other's libvips details in their messages. */
 int vgpt_image_load_buffer(const void *buf, size_t len, const char *name,
                            const vgpt_image_opts *o, uint8_t *out, vgpt_err *err);
 /* Reads the file at path (errors name the path) and calls load_buffer. */
