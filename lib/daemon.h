@@ -1,0 +1,28 @@
+/* daemon.h - what every vgpt daemon does the same way: log lines on stderr
+ * (journald adds its own timestamps under systemd), SIGTERM/SIGINT through a
+ * signalfd (so no global flag), sd_notify readiness without libsystemd, and a
+ * periodic throughput line. */
+#ifndef VGPT_DAEMON_H
+#define VGPT_DAEMON_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+/* "name: message\n" on stderr, with a UTC timestamp when stderr is not journald. */
+void vgpt_log(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Blocks SIGTERM, SIGINT and SIGHUP and returns a signalfd that becomes
+ * readable when one arrives (poll it with the sockets); -1 on error. */
+int vgpt_signals_open(vgpt_err *err);
+/* Reads one pending signal number from the fd (0 when none). */
+int vgpt_signals_read(int fd);
+
+/* Sends `state` (e.g. "READY=1", "STOPPING=1", "STATUS=...") to $NOTIFY_SOCKET
+ * if set; silently does nothing otherwise. */
+void vgpt_sd_notify(const char *state);
+
+/* Monotonic seconds. */
+double vgpt_now(void);
+
+#endif
