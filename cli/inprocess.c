@@ -41,7 +41,7 @@ static int engine_init(engine *e, const cli_opts *o, const char *argv0, vgpt_err
         return vgpt_err_set(err, "%s: the ViT expects %dx%d images; vgpt preprocesses to %dx%d", o->model,
                             e->model->vit.image, e->model->vit.image, VGPT_IMAGE_SIZE, VGPT_IMAGE_SIZE);
     if (vgpt_tok_load(o->model, argv0, &e->tok, err)) return -1;
-    if (vgpt_encoder_new(e->model, &e->enc, err) || vgpt_decoder_init(&e->dec, e->model, err)) return -1;
+    if (vgpt_encoder_new(e->model, &e->enc, err) || vgpt_decoder_init(&e->dec, e->model, o->threads, err)) return -1;
     size_t S = VGPT_IMAGE_SIZE, L = vgpt_encoder_n_tokens(e->enc), C = vgpt_encoder_width(e->enc);
     e->pixels = malloc(o->batch * 3 * S * S * sizeof(float));
     e->vis = malloc(o->batch * L * C * sizeof(float));

@@ -7,19 +7,38 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "pool.h"
 
 #define GPT_EPS 1e-5f
 
-int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, vgpt_err *err) {
+int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, int threads, vgpt_err *err) {
     memset(d, 0, sizeof *d);
     if (!m->gpt.n_layers) return vgpt_err_set(err, "decoder: the model was loaded without its text part");
     d->m = m;
+    d->pool = vgpt_pool_new(threads);
+    if (!d->pool) return vgpt_err_set(err, "decoder: cannot start %d threads", threads);
     return 0;
+}
+
+/* out (B,OC) = inp (B,C) @ W^T + b: the skinny kernel in blocks of up to
+ * 16 rows (the weight streams once per block), sgemm for large batches. */
+static void dec_linear(vgpt_decoder *d, float *out, const float *inp, const float *w, const float *b, int B, int C,
+                       int OC, int accumulate) {
+    if (B > 4 * VGPT_SKINNY_MAX) {
+        vgpt_linear(out, inp, w, b, B, C, OC, accumulate);
+        return;
+    }
+    for (int r = 0; r < B; r += VGPT_SKINNY_MAX) {
+        int n = B - r < VGPT_SKINNY_MAX ? B - r : VGPT_SKINNY_MAX;
+        vgpt_linear_skinny(out + (size_t)r * OC, inp + (size_t)r * C, w, b, n, C, OC, accumulate, d->pool);
+    }
 }
 
 void vgpt_decoder_release(vgpt_decoder *d) {
     vgpt_buf *bufs[] = {&d->h, &d->xn, &d->q, &d->k, &d->v, &d->att, &d->hidden, &d->scratch, &d->xvis};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vgpt_buf_free(bufs[i]);
+    vgpt_pool_free(d->pool);
+    d->pool = NULL;
 }
 
 int vgpt_decoder_cross_kv(vgpt_decoder *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err) {
@@ -88,14 +107,14 @@ static void cross_block(vgpt_decoder *d, const vgpt_block *blk, int x, int B, co
     const vgpt_gpt *g = &d->m->gpt;
     int C = g->width, H = g->n_heads;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
-    vgpt_linear(d->q.p, d->xn.p, blk->q.w, blk->q.b, B, C, C, 0);
+    dec_linear(d, d->q.p, d->xn.p, blk->q.w, blk->q.b, B, C, C, 0);
     for (int b = 0; b < B; b++) {
         const vgpt_xkv *xv = xkv[b];
         const float *k = xv->kv + (size_t)x * 2 * xv->L * C, *v = k + (size_t)xv->L * C;
         vgpt_attention(d->att.p + (size_t)b * C, C, d->q.p + (size_t)b * C, C, k, C, v, C, 1, xv->L, H, C / H, -1,
                        d->scratch.p);
     }
-    vgpt_linear(d->h.p, d->att.p, blk->proj.w, blk->proj.b, B, C, C, 1);
+    dec_linear(d, d->h.p, d->att.p, blk->proj.w, blk->proj.b, B, C, C, 1);
 }
 
 // h is (B,C): causal self-attention over each caption's cache, then the MLP
@@ -103,9 +122,9 @@ static void self_block(vgpt_decoder *d, const vgpt_block *blk, int l, int B, vgp
     const vgpt_gpt *g = &d->m->gpt;
     int C = g->width, H = g->n_heads;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
-    vgpt_linear(d->q.p, d->xn.p, blk->q.w, blk->q.b, B, C, C, 0);
-    vgpt_linear(d->k.p, d->xn.p, blk->k.w, blk->k.b, B, C, C, 0);
-    vgpt_linear(d->v.p, d->xn.p, blk->v.w, blk->v.b, B, C, C, 0);
+    dec_linear(d, d->q.p, d->xn.p, blk->q.w, blk->q.b, B, C, C, 0);
+    dec_linear(d, d->k.p, d->xn.p, blk->k.w, blk->k.b, B, C, C, 0);
+    dec_linear(d, d->v.p, d->xn.p, blk->v.w, blk->v.b, B, C, C, 0);
     for (int b = 0; b < B; b++) {
         vgpt_kv *c = kv[b];
         float *kc = c->k + (size_t)l * c->cap * C, *vc = c->v + (size_t)l * c->cap * C;
@@ -115,11 +134,11 @@ static void self_block(vgpt_decoder *d, const vgpt_block *blk, int l, int B, vgp
         vgpt_attention(d->att.p + (size_t)b * C, C, d->q.p + (size_t)b * C, C, kc, C, vc, C, 1, c->pos + 1, H, C / H,
                        -1, d->scratch.p);
     }
-    vgpt_linear(d->h.p, d->att.p, blk->proj.w, blk->proj.b, B, C, C, 1);
+    dec_linear(d, d->h.p, d->att.p, blk->proj.w, blk->proj.b, B, C, C, 1);
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln2.scale, blk->ln2.shift, B, C, GPT_EPS);
-    vgpt_linear(d->hidden.p, d->xn.p, blk->fc1.w, blk->fc1.b, B, C, blk->fc1.out, 0);
+    dec_linear(d, d->hidden.p, d->xn.p, blk->fc1.w, blk->fc1.b, B, C, blk->fc1.out, 0);
     vgpt_gelu_tanh(d->hidden.p, (size_t)B * blk->fc1.out);
-    vgpt_linear(d->h.p, d->hidden.p, blk->fc2.w, blk->fc2.b, B, blk->fc1.out, C, 1);
+    dec_linear(d, d->h.p, d->hidden.p, blk->fc2.w, blk->fc2.b, B, blk->fc1.out, C, 1);
 }
 
 static int reserve(vgpt_decoder *d, int B, int max_ctx) {
@@ -162,6 +181,6 @@ int vgpt_decoder_step(vgpt_decoder *d, int B, const int32_t *token, vgpt_kv *con
     }
     for (int b = 0; b < B; b++) kv[b]->pos++;
     vgpt_layernorm(d->xn.p, d->h.p, g->ln_final.scale, g->ln_final.shift, B, C, GPT_EPS);
-    vgpt_linear(logits, d->xn.p, g->out_head, NULL, B, C, g->vocab, 0);
+    dec_linear(d, logits, d->xn.p, g->out_head, NULL, B, C, g->vocab, 0);
     return 0;
 }

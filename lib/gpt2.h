@@ -25,12 +25,16 @@ typedef struct vgpt_kv {
     int pos, cap, n_layers, C;
 } vgpt_kv;
 
+struct vgpt_pool;
+
 typedef struct vgpt_decoder {
     const vgpt_model *m;
+    struct vgpt_pool *pool; /* threads for the skinny matrix products */
     vgpt_buf h, xn, q, k, v, att, hidden, scratch, xvis;
 } vgpt_decoder;
 
-int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, vgpt_err *err);
+/* threads: cores for the step's matrix products (the caller is one of them). */
+int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, int threads, vgpt_err *err);
 void vgpt_decoder_release(vgpt_decoder *d);
 
 /* vis (N,L,C) visual tokens -> out[0..N-1] (allocated here; free with vgpt_xkv_free). */

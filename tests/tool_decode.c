@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     vgpt_decoder d;
-    vgpt_decoder_init(&d, m, &err);
+    vgpt_decoder_init(&d, m, 1, &err);
     int L = 8, C = m->gpt.width;
     float *vis = malloc((size_t)N_IMG * L * C * sizeof(float));
     uint64_t s = 12345;

@@ -173,7 +173,7 @@ int main(int argc, char **argv) {
     vgpt_encoder *enc;
     vgpt_decoder d;
     vgpt_encoder_new(m, &enc, &err);
-    vgpt_decoder_init(&d, m, &err);
+    vgpt_decoder_init(&d, m, 2, &err);
     float *vis = malloc((size_t)r.N * r.L * r.C * sizeof(float));
     check_encoder(&st, enc, &r, vis, tol);
     vgpt_xkv *xkv = calloc(r.N, sizeof *xkv);

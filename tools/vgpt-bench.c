@@ -146,7 +146,7 @@ static void bench_decoder(const vgpt_model *m, vgpt_decoder *d, double bw) {
     double s1 = decode_steps(m, d, 1, 24);
     printf("{\"bench\":\"decoder\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.3f,\"floor_ms\":%.2f,"
            "\"x_floor\":%.2f}\n",
-           s1 * 1e3, bytes / 1e9, bytes / bw / 1e6, s1 / (bytes / bw / 1e9));
+           s1 * 1e3, bytes / 1e9, bytes / bw * 1e3, s1 / (bytes / bw));
     double s16 = decode_steps(m, d, 16, 24);
     printf("{\"bench\":\"decoder\",\"batch\":16,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,\"x_batch1\":%.2f}\n",
            16 / s16, s16 * 1e3, (16 / s16) / (1 / s1));
@@ -213,7 +213,7 @@ int main(int argc, char **argv) {
     vgpt_encoder *enc;
     vgpt_decoder d;
     vgpt_encoder_new(m, &enc, &err);
-    vgpt_decoder_init(&d, m, &err);
+    vgpt_decoder_init(&d, m, 2, &err);
     bench_encoder(m, enc, 1, peak);
     bench_encoder(m, enc, 8, peak);
     bench_decoder(m, &d, bw * 1e9);
