@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode_beam.h"
+#include "decode_job.h"
 
 void vgpt_gen_opts_default(vgpt_gen_opts *o) {
     *o = (vgpt_gen_opts){.mode = VGPT_BEAM, .beams = 3, .max_tokens = 50, .no_repeat_ngram = 3,
@@ -123,8 +123,8 @@ int vgpt_sample_token(float *logits, int V, const vgpt_gen_opts *o, uint64_t *rn
     return tok;
 }
 
-int vgpt_max_new(const vgpt_decoder *d, const vgpt_gen_opts *o) {
-    int ctx = d->m->gpt.context;
+int vgpt_max_new(const vgpt_model *m, const vgpt_gen_opts *o) {
+    int ctx = m->gpt.context;
     return o->max_tokens < ctx ? o->max_tokens : ctx;
 }
 
@@ -144,67 +144,114 @@ int vgpt_finish_caption(vgpt_caption *c, const hyp *h, double score) {
     return 0;
 }
 
-/* Greedy and sampling: one hypothesis per image, all stepped together. */
-static int generate_simple(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
-                           vgpt_err *err) {
-    int V = d->m->gpt.vocab, T = vgpt_max_new(d, o), rc = -1;
-    hyp *h = calloc(N, sizeof *h);
-    int *active = malloc(N * sizeof *active);
-    int32_t *tok = malloc(N * sizeof *tok);
-    vgpt_kv **kvp = malloc(N * sizeof *kvp);
-    const vgpt_xkv **xp = malloc(N * sizeof *xp);
-    float *logits = malloc((size_t)N * V * sizeof *logits);
-    if (!h || !active || !tok || !kvp || !xp || !logits) goto oom;
-    for (int i = 0; i < N; i++) {
-        h[i].seq = malloc((T + 1) * sizeof *h[i].seq);
-        if (!h[i].seq || vgpt_kv_alloc(&h[i].kv, d->m, T > 0 ? T : 1)) goto oom;
-        h[i].seq[0] = VGPT_BOS;
-        h[i].len = 1;
-        h[i].rng = o->seed;
-        active[i] = i;
+vgpt_job *vgpt_job_new(const vgpt_model *m, const vgpt_xkv *xkv, const vgpt_gen_opts *o, vgpt_err *err) {
+    vgpt_job *j = calloc(1, sizeof *j);
+    if (!j) goto oom;
+    *j = (vgpt_job){.o = *o, .m = m, .xkv = xkv, .V = m->gpt.vocab, .T = vgpt_max_new(m, o)};
+    if (o->mode == VGPT_BEAM) {
+        if (vgpt_beam_start(j)) goto oom;
+        return j;
     }
-    int n_active = T > 0 ? N : 0;
-    while (n_active > 0) {
-        for (int a = 0; a < n_active; a++) {
-            hyp *x = &h[active[a]];
-            tok[a] = x->seq[x->len - 1];
-            kvp[a] = &x->kv;
-            xp[a] = &xkv[active[a]];
-        }
-        if (vgpt_decoder_step(d, n_active, tok, kvp, xp, logits, err)) goto done;
-        int kept = 0;
-        for (int a = 0; a < n_active; a++) {
-            hyp *x = &h[active[a]];
-            float *row = logits + (size_t)a * V;
-            vgpt_ban_repeated_ngrams(row, x->seq, x->len, o->no_repeat_ngram);
-            int t = o->mode == VGPT_SAMPLE ? vgpt_sample_token(row, V, o, &x->rng) : vgpt_argmax(row, V);
-            x->sum += vgpt_log_softmax_at(row, V, t);
-            x->seq[x->len++] = t;
-            if (t != VGPT_EOS && x->len - 1 < T) active[kept++] = active[a];
-        }
-        n_active = kept;
-    }
-    for (int i = 0; i < N; i++)
-        if (vgpt_finish_caption(&out[i], &h[i], h[i].sum)) goto oom;
-    rc = 0;
-    goto done;
+    j->h.seq = malloc((j->T + 1) * sizeof *j->h.seq);
+    if (!j->h.seq || vgpt_kv_alloc(&j->h.kv, m, j->T > 0 ? j->T : 1)) goto oom;
+    j->h.seq[0] = VGPT_BOS;
+    j->h.len = 1;
+    j->h.rng = o->seed;
+    j->done = j->T <= 0;
+    return j;
 oom:
-    vgpt_err_set(err, "decoder: out of memory generating %d captions", N);
-done:
-    for (int i = 0; h && i < N; i++) {
-        free(h[i].seq);
-        vgpt_kv_free(&h[i].kv);
-    }
-    if (rc)
-        for (int i = 0; i < N; i++) vgpt_caption_free(&out[i]);
-    free(h); free(active); free(tok); free(kvp); free(xp); free(logits);
-    return rc;
+    vgpt_job_free(j);
+    vgpt_err_set(err, "decoder: out of memory starting a caption");
+    return NULL;
 }
 
+int vgpt_job_n_live(const vgpt_job *j) {
+    if (j->done) return 0;
+    return j->b ? vgpt_beam_n_live(j) : 1;
+}
 
+int vgpt_job_done(const vgpt_job *j) { return vgpt_job_n_live(j) == 0; }
+
+void vgpt_job_collect(vgpt_job *j, int32_t *tok, vgpt_kv **kv, const vgpt_xkv **xkv) {
+    int n = vgpt_job_n_live(j);
+    for (int i = 0; i < n; i++) xkv[i] = j->xkv;
+    if (j->b) {
+        vgpt_beam_collect(j, tok, kv);
+        return;
+    }
+    if (n) {
+        tok[0] = j->h.seq[j->h.len - 1];
+        kv[0] = &j->h.kv;
+    }
+}
+
+int vgpt_job_advance(vgpt_job *j, float *logits, vgpt_err *err) {
+    if (j->b) {
+        if (vgpt_beam_advance(j, logits)) return vgpt_err_set(err, "decoder: out of memory in beam search");
+        return 0;
+    }
+    hyp *h = &j->h;
+    vgpt_ban_repeated_ngrams(logits, h->seq, h->len, j->o.no_repeat_ngram);
+    int t = j->o.mode == VGPT_SAMPLE ? vgpt_sample_token(logits, j->V, &j->o, &h->rng) : vgpt_argmax(logits, j->V);
+    h->sum += vgpt_log_softmax_at(logits, j->V, t);
+    h->seq[h->len++] = t;
+    j->done = t == VGPT_EOS || h->len - 1 >= j->T;
+    return 0;
+}
+
+int vgpt_job_result(const vgpt_job *j, vgpt_caption *out, vgpt_err *err) {
+    memset(out, 0, sizeof *out);
+    int rc = j->b ? vgpt_beam_result(j, out) : vgpt_finish_caption(out, &j->h, j->h.sum);
+    return rc ? vgpt_err_set(err, "decoder: out of memory copying a caption") : 0;
+}
+
+void vgpt_job_free(vgpt_job *j) {
+    if (!j) return;
+    if (j->b) vgpt_beam_free(j);
+    free(j->h.seq);
+    vgpt_kv_free(&j->h.kv);
+    free(j);
+}
+
+/* Steps every live sequence of the jobs together until all are done. */
 int vgpt_generate(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
                   vgpt_err *err) {
     memset(out, 0, N * sizeof *out);
-    if (o->mode == VGPT_BEAM && o->beams >= 1) return vgpt_generate_beam(d, xkv, N, o, out, err);
-    return generate_simple(d, xkv, N, o, out, err);
+    int K = o->mode == VGPT_BEAM && o->beams > 1 ? o->beams : 1, V = d->m->gpt.vocab, rc = -1;
+    size_t B = (size_t)N * K;
+    vgpt_job **jobs = calloc(N, sizeof *jobs);
+    int32_t *tok = malloc(B * sizeof *tok);
+    vgpt_kv **kvp = malloc(B * sizeof *kvp);
+    const vgpt_xkv **xp = malloc(B * sizeof *xp);
+    float *logits = malloc(B * V * sizeof *logits);
+    if (!jobs || !tok || !kvp || !xp || !logits) {
+        vgpt_err_set(err, "decoder: out of memory generating %d captions", N);
+        goto done;
+    }
+    for (int i = 0; i < N; i++)
+        if (!(jobs[i] = vgpt_job_new(d->m, &xkv[i], o, err))) goto done;
+    for (;;) {
+        int nb = 0;
+        for (int i = 0; i < N; i++) {
+            vgpt_job_collect(jobs[i], tok + nb, kvp + nb, xp + nb);
+            nb += vgpt_job_n_live(jobs[i]);
+        }
+        if (nb == 0) break;
+        if (vgpt_decoder_step(d, nb, tok, kvp, xp, logits, err)) goto done;
+        float *rows = logits;
+        for (int i = 0; i < N; i++) {
+            int n = vgpt_job_n_live(jobs[i]);
+            if (n && vgpt_job_advance(jobs[i], rows, err)) goto done;
+            rows += (size_t)n * V;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        if (vgpt_job_result(jobs[i], &out[i], err)) goto done;
+    rc = 0;
+done:
+    for (int i = 0; jobs && i < N; i++) vgpt_job_free(jobs[i]);
+    if (rc)
+        for (int i = 0; i < N; i++) vgpt_caption_free(&out[i]);
+    free(jobs); free(tok); free(kvp); free(xp); free(logits);
+    return rc;
 }

@@ -36,6 +36,24 @@ typedef struct vgpt_caption {
     float score;     /* sum of log-probabilities (length-normalised for beam search) */
 } vgpt_caption;
 
+/* One caption request, advanced one token per decoder step.  decoderd's
+ * continuous batching and vgpt_generate both drive jobs, so a caption does
+ * not depend on which other captions shared its steps. */
+typedef struct vgpt_job vgpt_job;
+
+/* xkv must outlive the job.  NULL with err set on failure. */
+vgpt_job *vgpt_job_new(const vgpt_model *m, const vgpt_xkv *xkv, const vgpt_gen_opts *o, vgpt_err *err);
+/* Sequences that need the next decoder step (0 once done). */
+int vgpt_job_n_live(const vgpt_job *j);
+/* Writes its n_live input tokens / caches / cross K/V at tok[0..], kv[0..], xkv[0..]. */
+void vgpt_job_collect(vgpt_job *j, int32_t *tok, vgpt_kv **kv, const vgpt_xkv **xkv);
+/* Consumes the step's logits (n_live rows of V); -1 with err on OOM. */
+int vgpt_job_advance(vgpt_job *j, float *logits, vgpt_err *err);
+int vgpt_job_done(const vgpt_job *j);
+/* The finished caption (caller frees with vgpt_caption_free). */
+int vgpt_job_result(const vgpt_job *j, vgpt_caption *out, vgpt_err *err);
+void vgpt_job_free(vgpt_job *j);
+
 /* xkv: the N images' cross K/V (vgpt_decoder_cross_kv).  out[0..N-1] is
  * filled; free each with vgpt_caption_free. */
 int vgpt_generate(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode_beam.h"
+#include "decode_job.h"
 
 typedef struct finished {
     int32_t *seq;
@@ -18,17 +18,20 @@ typedef struct finished {
     double score;
 } finished;
 
-typedef struct image_beams {
-    hyp *cur, *next; /* K each; seq buffers and KV caches owned here */
-    int n_cur;
-    finished *fin;   /* K best, unsorted */
-    int n_fin, done;
-} image_beams;
-
 typedef struct beam_cand {
     double score;
     int parent, token;
 } beam_cand;
+
+struct image_beams {
+    int K;
+    hyp *cur, *next; /* K each; seq buffers and KV caches owned here */
+    int n_cur;
+    finished *fin;   /* K best, unsorted */
+    int n_fin, done;
+    beam_cand *bc;   /* scratch: K * 2K candidates of a step */
+    vgpt_cand *top;  /* scratch: 2K best tokens of one beam */
+};
 
 static int bc_desc(const void *a, const void *b) {
     const beam_cand *x = a, *y = b;
@@ -63,15 +66,17 @@ static int add_finished(image_beams *ib, int K, const hyp *parent, int token, do
     return 0;
 }
 
-static int alloc_image(image_beams *ib, const vgpt_decoder *d, int K, int T) {
+static int alloc_image(image_beams *ib, const vgpt_model *m, int K, int T) {
     ib->cur = calloc(K, sizeof *ib->cur);
     ib->next = calloc(K, sizeof *ib->next);
     ib->fin = calloc(K, sizeof *ib->fin);
-    if (!ib->cur || !ib->next || !ib->fin) return -1;
+    ib->bc = malloc((size_t)K * 2 * K * sizeof *ib->bc);
+    ib->top = malloc((size_t)2 * K * sizeof *ib->top);
+    if (!ib->cur || !ib->next || !ib->fin || !ib->bc || !ib->top) return -1;
     for (int k = 0; k < 2 * K; k++) {
         hyp *h = k < K ? &ib->cur[k] : &ib->next[k - K];
         h->seq = malloc((T + 1) * sizeof *h->seq);
-        if (!h->seq || vgpt_kv_alloc(&h->kv, d->m, T > 0 ? T : 1)) return -1;
+        if (!h->seq || vgpt_kv_alloc(&h->kv, m, T > 0 ? T : 1)) return -1;
     }
     ib->cur[0].seq[0] = VGPT_BOS;
     ib->cur[0].len = 1;
@@ -88,6 +93,8 @@ static void free_image(image_beams *ib, int K) {
     free(ib->cur);
     free(ib->next);
     free(ib->fin);
+    free(ib->bc);
+    free(ib->top);
 }
 
 /* Ranks the candidates of one step for one image.  rows is (n_cur, V). */
@@ -155,51 +162,35 @@ static int best_caption(const image_beams *ib, vgpt_caption *c) {
     return vgpt_finish_caption(c, &h, ib->fin[best].score);
 }
 
-int vgpt_generate_beam(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
-                       vgpt_err *err) {
-    int V = d->m->gpt.vocab, K = o->beams, T = vgpt_max_new(d, o), rc = -1;
-    size_t B = (size_t)N * K;
-    image_beams *ib = calloc(N, sizeof *ib);
-    int32_t *tok = malloc(B * sizeof *tok);
-    vgpt_kv **kvp = malloc(B * sizeof *kvp);
-    const vgpt_xkv **xp = malloc(B * sizeof *xp);
-    float *logits = malloc(B * V * sizeof *logits);
-    beam_cand *bc = malloc((size_t)K * 2 * K * sizeof *bc);
-    vgpt_cand *top = malloc((size_t)2 * K * sizeof *top);
-    if (!ib || !tok || !kvp || !xp || !logits || !bc || !top) goto oom;
-    for (int i = 0; i < N; i++) {
-        if (alloc_image(&ib[i], d, K, T)) goto oom;
-        ib[i].done = T <= 0;
+int vgpt_beam_start(vgpt_job *j) {
+    int K = j->o.beams > 0 ? j->o.beams : 1;
+    j->b = calloc(1, sizeof *j->b);
+    if (!j->b) return -1;
+    j->b->K = K;
+    if (alloc_image(j->b, j->m, K, j->T)) return -1;
+    j->b->done = j->T <= 0;
+    return 0;
+}
+
+int vgpt_beam_n_live(const vgpt_job *j) { return j->b->done ? 0 : j->b->n_cur; }
+
+void vgpt_beam_collect(vgpt_job *j, int32_t *tok, vgpt_kv **kv) {
+    for (int b = 0; b < vgpt_beam_n_live(j); b++) {
+        hyp *h = &j->b->cur[b];
+        tok[b] = h->seq[h->len - 1];
+        kv[b] = &h->kv;
     }
-    for (;;) {
-        int nb = 0;
-        for (int i = 0; i < N; i++)
-            for (int b = 0; !ib[i].done && b < ib[i].n_cur; b++, nb++) {
-                hyp *h = &ib[i].cur[b];
-                tok[nb] = h->seq[h->len - 1];
-                kvp[nb] = &h->kv;
-                xp[nb] = &xkv[i];
-            }
-        if (nb == 0) break;
-        if (vgpt_decoder_step(d, nb, tok, kvp, xp, logits, err)) goto done;
-        float *rows = logits;
-        for (int i = 0; i < N; i++) {
-            if (ib[i].done) continue;
-            float *mine = rows;
-            rows += (size_t)ib[i].n_cur * V;
-            if (advance(&ib[i], mine, V, K, T, o, bc, top)) goto oom;
-        }
-    }
-    for (int i = 0; i < N; i++)
-        if (best_caption(&ib[i], &out[i])) goto oom;
-    rc = 0;
-    goto done;
-oom:
-    vgpt_err_set(err, "decoder: out of memory in beam search (%d images x %d beams)", N, K);
-done:
-    for (int i = 0; ib && i < N; i++) free_image(&ib[i], K);
-    if (rc)
-        for (int i = 0; i < N; i++) vgpt_caption_free(&out[i]);
-    free(ib); free(tok); free(kvp); free(xp); free(logits); free(bc); free(top);
-    return rc;
+}
+
+int vgpt_beam_advance(vgpt_job *j, float *logits) {
+    image_beams *ib = j->b;
+    return advance(ib, logits, j->V, ib->K, j->T, &j->o, ib->bc, ib->top);
+}
+
+int vgpt_beam_result(const vgpt_job *j, vgpt_caption *out) { return best_caption(j->b, out); }
+
+void vgpt_beam_free(vgpt_job *j) {
+    free_image(j->b, j->b->K);
+    free(j->b);
+    j->b = NULL;
 }

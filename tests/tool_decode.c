@@ -45,6 +45,10 @@ static void checks(check_state *st, vgpt_decoder *d, const vgpt_xkv *x) {
     g.no_repeat_ngram = 0;
     g.max_tokens = 12;
     if (run(d, x, N_IMG, &g, greedy)) return;
+    if (!run(d, x + 1, 1, &g, a)) {
+        CHECK(st, same(&a[0], &greedy[1]), "greedy caption of image 1 is the same alone and in a batch of %d", N_IMG);
+        free_caps(a, 1);
+    }
     o = g;
     o.mode = VGPT_BEAM;
     o.beams = 1;
