@@ -23,7 +23,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 # tests/tool_*.c: helpers the shell tests drive (not run on their own)
 TOOL_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/tool_*.c))
-BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/vgpt-mkckpt $(B)/vgpt-bench
+BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/encoderd $(B)/decoderd $(B)/vgpt-mkckpt $(B)/vgpt-bench
 
 .PHONY: all deps deps-test test test-san bench demo install clean
 all: $(BINS) $(TEST_BIN) $(TOOL_BIN)
@@ -41,9 +41,17 @@ $(B)/obj/%.o: %.c $(wildcard lib/*.h)
 $(B)/libvgpt.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(B)/vgpt-cli: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(B)/libvgpt.a
+# Programs that speak the wire format link libvgptproto (proto/) before libvgpt.
+DAEMONS := cli preprocd encoderd decoderd
+$(foreach d,$(DAEMONS),$(B)/obj/$(d)/%.o): CFLAGS += -Iproto
+$(B)/obj/cli/%.o $(B)/obj/preprocd/%.o $(B)/obj/encoderd/%.o $(B)/obj/decoderd/%.o: $(wildcard proto/*.h)
+$(B)/vgpt-cli: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/preprocd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)) $(B)/libvgpt.a
+$(B)/preprocd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/encoderd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard encoderd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/decoderd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard decoderd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/vgpt-mkckpt: $(B)/obj/tools/vgpt-mkckpt.o $(B)/libvgpt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -98,3 +106,31 @@ $(FUZZ_DIR)/fuzz_image: $(FUZZ_SRC) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -Ilib $(VIPS_CFLAGS) $(FUZZ_SRC) -o $@ $(VIPS_LIBS) -lm
+
+# --- proto (libvgptproto) ---
+# The wire format (proto/README.md) as its own library: daemons and the
+# client link $(B)/libvgptproto.a before $(B)/libvgpt.a.  `make fuzz-proto`
+# runs libFuzzer over every decoder for FUZZ_SECONDS (also part of `make fuzz`).
+PROTO_SRC := $(wildcard proto/*.c)
+PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
+$(PROTO_OBJ) $(B)/obj/tests/test_proto.o: CFLAGS += -Iproto
+$(PROTO_OBJ) $(B)/obj/tests/test_proto.o: $(wildcard proto/*.h)
+$(B)/libvgptproto.a: $(PROTO_OBJ)
+	ar rcs $@ $^
+$(B)/tests/test_proto: $(B)/obj/tests/test_proto.o $(B)/libvgptproto.a $(B)/libvgpt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+all: $(B)/libvgptproto.a
+
+FUZZ_PROTO_SRC := tests/fuzz_proto.c $(PROTO_SRC) $(LIB_SRC)
+.PHONY: fuzz-proto
+fuzz: fuzz-proto
+fuzz-proto: $(FUZZ_DIR)/fuzz_proto
+	@rm -rf $(FUZZ_DIR)/proto-corpus && mkdir -p $(FUZZ_DIR)/proto-corpus $(FUZZ_DIR)/proto-crashes
+	VGPT_FUZZ_SEEDS=$(FUZZ_DIR)/proto-corpus $(FUZZ_DIR)/fuzz_proto
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=160000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/proto-crashes/ $(FUZZ_DIR)/proto-corpus
+$(FUZZ_DIR)/fuzz_proto: $(FUZZ_PROTO_SRC) $(wildcard lib/*.h proto/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -Ilib -Iproto $(VIPS_CFLAGS) $(FUZZ_PROTO_SRC) -o $@ $(LDLIBS)

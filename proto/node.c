@@ -1,0 +1,135 @@
+/* node.c - see node.h. */
+#include "node.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next, double stats_every,
+                    vgpt_err *err) {
+    memset(n, 0, sizeof *n);
+    n->name = name;
+    n->stats_every = stats_every;
+    n->t0 = n->last_stats = vgpt_now();
+    n->sigfd = vgpt_signals_open(err);
+    if (n->sigfd < 0) return -1;
+    n->zctx = zmq_ctx_new();
+    if (!n->zctx) return vgpt_err_set(err, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    n->pull = vgpt_zsock_pull_bind(n->zctx, listen, err);
+    if (!n->pull) return -1;
+    if (next && *next && !(n->push = vgpt_zsock_push_connect(n->zctx, next, err))) return -1;
+    n->rep = vgpt_replier_new(n->zctx);
+    if (!n->rep) return vgpt_err_set(err, "out of memory");
+    return 0;
+}
+
+void vgpt_node_close(vgpt_node *n) {
+    if (n->rep) vgpt_replier_free(n->rep);
+    if (n->push) zmq_close(n->push);
+    if (n->pull) zmq_close(n->pull);
+    if (n->zctx) zmq_ctx_term(n->zctx);
+    n->rep = n->push = n->pull = n->zctx = NULL;
+}
+
+int vgpt_node_wait(vgpt_node *n, int timeout_ms) {
+    zmq_pollitem_t items[2] = {{n->pull, 0, ZMQ_POLLIN, 0}, {NULL, n->sigfd, ZMQ_POLLIN, 0}};
+    int rc = zmq_poll(items, 2, timeout_ms);
+    if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
+        int sig = vgpt_signals_read(n->sigfd);
+        if (sig) {
+            vgpt_log(n->name, "signal %d: draining in-flight work, then exiting", sig);
+            n->stopping = 1;
+        }
+    }
+    return rc > 0 && (items[0].revents & ZMQ_POLLIN);
+}
+
+static void drop(vgpt_node *n, const char *why) {
+    n->dropped++;
+    vgpt_log(n->name, "dropped a frame with no usable reply_to: %s", why);
+}
+
+int vgpt_node_recv(vgpt_node *n, zmq_msg_t *frame, vgpt_msg *m, vgpt_msg_type want) {
+    vgpt_err err;
+    for (;;) {
+        zmq_msg_init(frame);
+        int rc = vgpt_zsock_recv(n->pull, frame, ZMQ_DONTWAIT, &err);
+        if (rc != 0) {
+            zmq_msg_close(frame);
+            if (rc < 0) drop(n, err.msg);
+            return 0;
+        }
+        n->received++;
+        if (vgpt_msg_decode(zmq_msg_data(frame), zmq_msg_size(frame), m, &err) == 0 && m->type == want) return 1;
+        if (m->priv) snprintf(err.msg, sizeof err.msg, "%s expects %s messages, got %s", n->name,
+                              vgpt_msg_type_name(want), vgpt_msg_type_name(m->type));
+        if (m->reply_to) {
+            vgpt_err e2;
+            n->failed++;
+            if (vgpt_reply_error(n->rep, m->id, m->reply_to, m->attempt, n->name, err.msg, &e2))
+                vgpt_log(n->name, "could not send an error reply: %s", e2.msg);
+        } else {
+            drop(n, err.msg);
+        }
+        vgpt_msg_release(m);
+        zmq_msg_close(frame);
+    }
+}
+
+int vgpt_node_forward(vgpt_node *n, const vgpt_msg *out) {
+    vgpt_err err;
+    void *buf;
+    size_t len;
+    if (vgpt_msg_encode(out, &buf, &len, &err)) {
+        vgpt_node_fail(n, out, err.msg);
+        return -1;
+    }
+    int rc = vgpt_zsock_send_owned(n->push, buf, len, 0, &err);
+    if (rc) {
+        vgpt_log(n->name, "could not forward request %llu: %s", (unsigned long long)out->id, err.msg);
+        return -1;
+    }
+    n->sent++;
+    return 0;
+}
+
+int vgpt_node_reply(vgpt_node *n, const vgpt_msg *out) {
+    vgpt_err err;
+    void *buf;
+    size_t len;
+    if (vgpt_msg_encode(out, &buf, &len, &err)) {
+        vgpt_node_fail(n, out, err.msg);
+        return -1;
+    }
+    int rc = vgpt_replier_send(n->rep, out->reply_to, buf, len, &err);
+    free(buf);
+    if (rc) {
+        vgpt_log(n->name, "reply for request %llu dropped: %s", (unsigned long long)out->id, err.msg);
+        return -1;
+    }
+    n->sent++;
+    return 0;
+}
+
+void vgpt_node_fail(vgpt_node *n, const vgpt_msg *req, const char *why) {
+    vgpt_err err;
+    n->failed++;
+    if (vgpt_reply_error(n->rep, req->id, req->reply_to, req->attempt, n->name, why, &err))
+        vgpt_log(n->name, "request %llu failed (%s) and the error could not be sent: %s",
+                 (unsigned long long)req->id, why, err.msg);
+}
+
+void vgpt_node_stats(vgpt_node *n, const char *extra, int force) {
+    double t = vgpt_now();
+    if (!force && (n->stats_every <= 0 || t - n->last_stats < n->stats_every)) return;
+    double rate = (n->sent - n->last_sent) / (t - n->last_stats > 0 ? t - n->last_stats : 1);
+    vgpt_log(n->name, "%llu received, %llu sent, %llu failed, %llu dropped, %.2f/s%s%s",
+             (unsigned long long)n->received, (unsigned long long)n->sent, (unsigned long long)n->failed,
+             (unsigned long long)n->dropped, rate, extra && *extra ? ", " : "", extra ? extra : "");
+    n->last_stats = t;
+    n->last_sent = n->sent;
+}
