@@ -1,10 +1,9 @@
 /* preprocd - the image preprocessing stage of the vgpt pipeline.
  *
- * For now only the one-shot tool mode exists (`--once PATH`: decode and
- * resize one image exactly as the published PIL/torchvision pipeline did
- * and write the raw 224x224x3 u8 pixels to stdout).  Options are parsed into
- * a struct and then dispatched on `mode`, so the ZeroMQ daemon mode can be
- * added as one more mode with its own options. */
+ * Two modes: the daemon (`--listen EP --next EP`: IMAGE requests in,
+ * PREPROCESSED images out, see serve.c) and the one-shot tool (`--once PATH`:
+ * decode and resize one image exactly as the published PIL/torchvision
+ * pipeline did and write the raw 224x224x3 u8 pixels to stdout). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,15 +13,17 @@
 
 #include "err.h"
 #include "image.h"
+#include "serve.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
-typedef enum { MODE_NONE, MODE_HELP, MODE_ONCE } preprocd_mode;
+typedef enum { MODE_NONE, MODE_HELP, MODE_ONCE, MODE_DAEMON } preprocd_mode;
 
 typedef struct preprocd_opts {
     preprocd_mode mode;
     const char *path;      /* --once PATH */
     vgpt_image_opts image; /* decode settings shared by every mode */
+    preprocd_daemon_opts daemon;
 } preprocd_opts;
 
 static const char usage_text[] =
@@ -32,6 +33,8 @@ static const char usage_text[] =
     "SYNOPSIS\n"
     "    preprocd --once PATH [--no-autorotate] [--fast-decode]\n"
     "             [--accept-truncated] [--max-pixels N]\n"
+    "    preprocd --listen EP --next EP[,EP...] [--allow-root DIR]... [--max-pixels N]\n"
+    "             [--stats-interval S]\n"
     "    preprocd --help\n"
     "\n"
     "DESCRIPTION\n"
@@ -47,6 +50,21 @@ static const char usage_text[] =
     "        Process the single image PATH and write its pixels to stdout:\n"
     "        150528 bytes, 8-bit RGB, row-major [224][224][3], no header.\n"
     "        Errors go to stderr as one line, \"PATH: reason\".\n"
+    "\n"
+    "    --listen EP --next EP[,EP...]\n"
+    "        Daemon mode: bind a PULL socket on EP (e.g. ipc:///run/vgpt/pre or\n"
+    "        tcp://*:5555) for IMAGE requests from vgpt-cli and push each\n"
+    "        preprocessed image to the encoderd endpoint(s) given by --next\n"
+    "        (load-balanced).  Decode errors go to the request's reply_to.\n"
+    "        Per-request settings (autorotate, fast decode, ...) come from the\n"
+    "        client.  SIGTERM finishes the current image and exits 0; READY=1\n"
+    "        is sent to $NOTIFY_SOCKET when listening (systemd Type=notify).\n"
+    "    --allow-root DIR\n"
+    "        Daemon mode: requests that name a file path instead of sending the\n"
+    "        bytes are honoured only for files under DIR (repeatable; none by\n"
+    "        default, so only byte requests are accepted).\n"
+    "    --stats-interval S\n"
+    "        Daemon mode: seconds between throughput log lines (default 10).\n"
     "\n"
     "OPTIONS\n"
     "    --no-autorotate\n"
@@ -97,6 +115,7 @@ static int parse_u64(const char *s, uint64_t *v) {
 static int parse_args(int argc, char **argv, preprocd_opts *o, vgpt_err *err) {
     memset(o, 0, sizeof *o);
     vgpt_image_opts_default(&o->image);
+    o->daemon.stats_every = 10;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *eq = strncmp(a, "--", 2) ? NULL : strchr(a, '=');
@@ -109,6 +128,17 @@ static int parse_args(int argc, char **argv, preprocd_opts *o, vgpt_err *err) {
             if (o->mode == MODE_ONCE) return vgpt_err_set(err, "--once given twice");
             if (!(o->path = opt_value(argc, argv, &i, eq, "--once", err))) return -1;
             o->mode = MODE_ONCE;
+        } else if (IS("--listen") || IS("--next") || IS("--allow-root") || IS("--stats-interval")) {
+            char name[32];
+            snprintf(name, sizeof name, "%.*s", (int)n, a);
+            const char *v = opt_value(argc, argv, &i, eq, name, err);
+            if (!v) return -1;
+            if (IS("--listen")) o->daemon.listen = v;
+            else if (IS("--next")) o->daemon.next = v;
+            else if (IS("--stats-interval")) o->daemon.stats_every = atof(v);
+            else if (o->daemon.n_roots == PREPROCD_MAX_ROOTS)
+                return vgpt_err_set(err, "at most %d --allow-root directories", PREPROCD_MAX_ROOTS);
+            else o->daemon.roots[o->daemon.n_roots++] = v;
         } else if (IS("--max-pixels")) {
             const char *v = opt_value(argc, argv, &i, eq, "--max-pixels", err);
             if (!v) return -1;
@@ -125,7 +155,12 @@ static int parse_args(int argc, char **argv, preprocd_opts *o, vgpt_err *err) {
         }
 #undef IS
     }
-    if (o->mode == MODE_NONE) return vgpt_err_set(err, "no mode given (expected --once PATH)");
+    if (o->mode == MODE_NONE && (o->daemon.listen || o->daemon.next)) {
+        if (!o->daemon.listen || !o->daemon.next) return vgpt_err_set(err, "daemon mode needs both --listen and --next");
+        o->mode = MODE_DAEMON;
+        o->daemon.max_pixels = o->image.max_pixels;
+    }
+    if (o->mode == MODE_NONE) return vgpt_err_set(err, "no mode given (expected --once PATH or --listen/--next)");
     return 0;
 }
 
@@ -179,6 +214,8 @@ int main(int argc, char **argv) {
         return 0;
     case MODE_ONCE:
         return run_once(&o, argv[0]);
+    case MODE_DAEMON:
+        return preprocd_run_daemon(&o.daemon, argv[0]);
     default:
         return EXIT_USAGE;
     }

@@ -1,0 +1,105 @@
+/* serve.c - see serve.h. */
+#include "serve.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "node.h"
+#include "sha256.h"
+
+/* A path request is honoured only if its real path lies under an allowed
+ * root: a client must not make preprocd read arbitrary files. */
+static int path_allowed(const preprocd_daemon_opts *o, const char *path, char *real) {
+    if (!realpath(path, real)) return 0;
+    for (int i = 0; i < o->n_roots; i++) {
+        char root[PATH_MAX];
+        if (!realpath(o->roots[i], root)) continue;
+        size_t n = strlen(root);
+        if (!strncmp(real, root, n) && (real[n] == '/' || real[n] == 0 || (n == 1 && root[0] == '/'))) return 1;
+    }
+    return 0;
+}
+
+static void handle(vgpt_node *node, const preprocd_daemon_opts *o, const vgpt_msg *req, uint8_t *rgb) {
+    vgpt_err err;
+    vgpt_image_opts io = req->img;
+    if (o->max_pixels && (io.max_pixels == 0 || io.max_pixels > o->max_pixels)) io.max_pixels = o->max_pixels;
+    uint8_t hash[32];
+    int rc;
+    if (req->bytes || !req->path) {
+        vgpt_sha256(req->bytes, req->n_bytes, hash);
+        char name[64];
+        snprintf(name, sizeof name, "request %llu", (unsigned long long)req->id);
+        rc = vgpt_image_load_buffer(req->bytes, req->n_bytes, name, &io, rgb, &err);
+    } else {
+        char real[PATH_MAX];
+        if (!path_allowed(o, req->path, real)) {
+            snprintf(err.msg, sizeof err.msg, "%s: not under an --allow-root directory of this preprocd (or missing)",
+                     req->path);
+            vgpt_node_fail(node, req, err.msg);
+            return;
+        }
+        /* hash what was read, so the cache key follows the content, not the name */
+        FILE *f = fopen(real, "rb");
+        vgpt_sha256_ctx s;
+        vgpt_sha256_init(&s);
+        uint8_t buf[1 << 16];
+        size_t n;
+        while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) vgpt_sha256_update(&s, buf, n);
+        if (f) fclose(f);
+        vgpt_sha256_final(&s, hash);
+        rc = vgpt_image_load_file(real, &io, rgb, &err);
+    }
+    if (rc) {
+        vgpt_node_fail(node, req, err.msg);
+        return;
+    }
+    vgpt_msg out;
+    vgpt_msg_init(&out, VGPT_MSG_PREPROCESSED);
+    out.id = req->id;
+    out.reply_to = req->reply_to;
+    out.attempt = req->attempt;
+    out.img = req->img;
+    out.gen = req->gen;
+    memcpy(out.hash, hash, 32);
+    out.has_hash = 1;
+    out.tensor = (vgpt_wire_tensor){.dtype = VGPT_WIRE_U8, .ndim = 3,
+                                    .shape = {VGPT_IMAGE_SIZE, VGPT_IMAGE_SIZE, 3}, .data = rgb,
+                                    .nbytes = (size_t)VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE * 3};
+    vgpt_node_forward(node, &out);
+}
+
+int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0) {
+    vgpt_node node;
+    vgpt_err err;
+    uint8_t *rgb = malloc(VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE * 3);
+    if (!rgb) return 1;
+    if (vgpt_image_init(argv0, &err) ||
+        vgpt_node_start(&node, "preprocd", o->listen, o->next, o->stats_every, &err)) {
+        vgpt_log("preprocd", "fatal: %s", err.msg);
+        return 1;
+    }
+    vgpt_log("preprocd", "ready on %s -> %s", o->listen, o->next);
+    vgpt_sd_notify("READY=1");
+    while (!node.stopping) {
+        if (vgpt_node_wait(&node, 1000)) {
+            zmq_msg_t frame;
+            vgpt_msg m;
+            while (!node.stopping && vgpt_node_recv(&node, &frame, &m, VGPT_MSG_IMAGE)) {
+                handle(&node, o, &m, rgb);
+                vgpt_msg_release(&m);
+                zmq_msg_close(&frame);
+            }
+        }
+        vgpt_node_stats(&node, NULL, 0);
+    }
+    vgpt_sd_notify("STOPPING=1");
+    vgpt_node_stats(&node, NULL, 1);
+    vgpt_node_close(&node);
+    vgpt_image_shutdown();
+    free(rgb);
+    return 0;
+}
