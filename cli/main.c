@@ -3,11 +3,13 @@
 
 #include "inprocess.h"
 #include "options.h"
+#include "pipeline.h"
 
 int main(int argc, char **argv) {
     cli_opts o;
     int rc = cli_parse(argc, argv, &o);
     if (rc == 1) return 0;
     if (rc) return rc;
-    return cli_run_inprocess(&o, argv[0], stdin, stdout);
+    if (o.in_process) return cli_run_inprocess(&o, argv[0], stdin, stdout);
+    return cli_run_pipeline(&o, argv[0], stdin, stdout);
 }

@@ -19,8 +19,21 @@ static const char usage_text[] =
     "  -m, --model PATH       checkpoint (.pth, fp32 or fp16); default $VGPT_MODEL.\n"
     "                         config.json and tokenizer/vocab.json beside it are used\n"
     "                         when present.\n"
-    "      --in-process       run decode, encoder and decoder inside this process\n"
-    "                         (currently the only mode; the daemon pipeline is next)\n"
+    "\n"
+    "Pipeline (default: an embedded private pipeline of preprocd, encoderd and\n"
+    "decoderd on ipc:// sockets, started and stopped by vgpt-cli):\n"
+    "      --in-process       no daemons: decode, encode and caption in this process\n"
+    "      --connect EP[,EP]  use running preprocd daemon(s) at EP instead\n"
+    "      --reply EP         endpoint to bind for results (required with --connect;\n"
+    "                         e.g. tcp://10.0.0.5:5560, reachable from the decoders)\n"
+    "      --cache DIR        embedded encoderd's visual-token cache (default\n"
+    "                         $XDG_CACHE_HOME/vgpt/tokens or ~/.cache/vgpt/tokens)\n"
+    "      --no-cache         no visual-token cache\n"
+    "      --window N         requests in flight at most (default 32)\n"
+    "      --retry-after S    re-send a request with no result after S seconds\n"
+    "                         (default 300; at once when a daemon is restarted)\n"
+    "      --encoder-threads N, --decoder-threads N\n"
+    "                         embedded daemons' threads (default: half the cores each)\n"
     "\n"
     "Output:\n"
     "  -f, --format FMT       tsv (default): PATH<TAB>CAPTION, or PATH<TAB>ERROR: MESSAGE\n"
@@ -65,7 +78,8 @@ static const char usage_text[] =
 
 enum {
     OPT_GREEDY = 256, OPT_BEAM, OPT_SAMPLE, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_MAXTOK, OPT_NGRAM,
-    OPT_LP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC
+    OPT_LP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC,
+    OPT_CONNECT, OPT_REPLY, OPT_CACHE, OPT_NOCACHE, OPT_WINDOW, OPT_RETRY, OPT_ENCT, OPT_DECT
 };
 
 static const struct option long_opts[] = {
@@ -81,6 +95,10 @@ static const struct option long_opts[] = {
     {"accept-truncated", no_argument, 0, OPT_TRUNC}, {"max-pixels", required_argument, 0, OPT_MAXPIX},
     {"progress", no_argument, 0, OPT_PROGRESS}, {"no-progress", no_argument, 0, OPT_NOPROGRESS},
     {"version", no_argument, 0, OPT_VERSION},  {"in-process", no_argument, 0, OPT_INPROC},
+    {"connect", required_argument, 0, OPT_CONNECT}, {"reply", required_argument, 0, OPT_REPLY},
+    {"cache", required_argument, 0, OPT_CACHE}, {"no-cache", no_argument, 0, OPT_NOCACHE},
+    {"window", required_argument, 0, OPT_WINDOW}, {"retry-after", required_argument, 0, OPT_RETRY},
+    {"encoder-threads", required_argument, 0, OPT_ENCT}, {"decoder-threads", required_argument, 0, OPT_DECT},
     {0, 0, 0, 0}};
 
 static int bad(const char *opt, const char *val, const char *want) {
@@ -179,6 +197,26 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
     case OPT_PROGRESS: o->progress = 1; return 0;
     case OPT_NOPROGRESS: o->progress = 0; return 0;
     case OPT_INPROC: o->in_process = 1; return 0;
+    case OPT_CONNECT: o->connect = arg; return 0;
+    case OPT_REPLY: o->reply = arg; return 0;
+    case OPT_CACHE: o->cache_dir = arg; return 0;
+    case OPT_NOCACHE: o->cache_dir = NULL; o->no_cache = 1; return 0;
+    case OPT_WINDOW:
+        if (parse_long(arg, 1, 100000, &l)) return bad("window", arg, "an integer from 1 to 100000");
+        o->window = (int)l;
+        return 0;
+    case OPT_RETRY: {
+        float f;
+        if (parse_float(arg, 0.01f, 1e7f, &f)) return bad("retry-after", arg, "a positive number of seconds");
+        o->retry_after = f;
+        return 0;
+    }
+    case OPT_ENCT:
+    case OPT_DECT:
+        if (parse_long(arg, 1, 1024, &l)) return bad(c == OPT_ENCT ? "encoder-threads" : "decoder-threads", arg,
+                                                     "an integer from 1 to 1024");
+        *(c == OPT_ENCT ? &o->enc_threads : &o->dec_threads) = (int)l;
+        return 0;
     }
     fprintf(stderr, "Try 'vgpt-cli --help' for more information.\n");
     return 2;
@@ -193,6 +231,8 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = ncpu > 0 ? (int)ncpu : 1;
     o->progress = -1;
+    o->window = 32;
+    o->retry_after = 300;
     int mode = -1, ngram = -1, c, rc;
     opterr = 1;
     while ((c = getopt_long(argc, argv, "m:f:b:t:vh", long_opts, NULL)) != -1) {
@@ -218,6 +258,15 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     }
     o->gen.mode = mode < 0 ? VGPT_BEAM : (vgpt_mode)mode;
     o->gen.no_repeat_ngram = ngram >= 0 ? ngram : (o->gen.mode == VGPT_BEAM ? 3 : 0);
-    o->in_process = 1; /* the only mode until the daemon pipeline lands */
+    if (o->connect && !o->reply) {
+        fprintf(stderr, "vgpt-cli: --connect needs --reply EP, the endpoint the decoders send results to\n");
+        return 2;
+    }
+    if (!o->no_cache && !o->cache_dir) {
+        const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+        if (x && *x) snprintf(o->cache_buf, sizeof o->cache_buf, "%s/vgpt/tokens", x);
+        else if (home && *home) snprintf(o->cache_buf, sizeof o->cache_buf, "%s/.cache/vgpt/tokens", home);
+        if (o->cache_buf[0]) o->cache_dir = o->cache_buf;
+    }
     return 0;
 }

@@ -12,7 +12,15 @@ typedef struct cli_opts {
     out_format format;
     vgpt_gen_opts gen;
     vgpt_image_opts image;
-    int in_process;
+    int in_process;        /* --in-process: everything in this process */
+    const char *connect;   /* --connect: preprocd endpoint(s) of running daemons */
+    const char *reply;     /* --reply: our result endpoint (bind) in connect mode */
+    const char *cache_dir; /* embedded encoderd's token cache; NULL = none */
+    int window;            /* requests in flight at most */
+    double retry_after;    /* seconds before a request is re-sent */
+    int enc_threads, dec_threads;
+    int no_cache;
+    char cache_buf[4096];
     int batch;             /* images per encoder pass */
     int threads;
     int progress;          /* -1 auto (stderr is a tty), 0 off, 1 on */
