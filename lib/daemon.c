@@ -1,13 +1,14 @@
 /* daemon.c - see daemon.h. */
 #include "daemon.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -34,23 +35,39 @@ void vgpt_log(const char *name, const char *fmt, ...) {
     fprintf(stderr, "%s%s[%d]: %s\n", stamp, name, (int)getpid(), msg);
 }
 
+/* The one piece of process-wide state in vgpt: the write end of the signal
+ * self-pipe.  A signalfd alone is not enough because OpenBLAS starts its
+ * threads before main() can block signals in them, so SIGTERM may land on
+ * any thread; the handler, wherever it runs, only writes the signal number
+ * into this pipe (async-signal-safe), and the event loop polls the read end. */
+static int signal_pipe_wr = -1;
+
+static void on_signal(int sig) {
+    unsigned char b = (unsigned char)sig;
+    int saved = errno;
+    (void)!write(signal_pipe_wr, &b, 1);
+    errno = saved;
+}
+
 int vgpt_signals_open(vgpt_err *err) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, NULL)) return vgpt_err_set(err, "cannot block signals: %m");
-    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0) return vgpt_err_set(err, "signalfd: %m");
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC)) return vgpt_err_set(err, "pipe: %s", strerror(errno));
+    signal_pipe_wr = fds[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return fd;
+    return fds[0];
 }
 
 int vgpt_signals_read(int fd) {
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si) return 0;
-    return (int)si.ssi_signo;
+    unsigned char b;
+    return read(fd, &b, 1) == 1 ? b : 0;
 }
 
 void vgpt_sd_notify(const char *state) {

@@ -1,7 +1,7 @@
 /* daemon.h - what every vgpt daemon does the same way: log lines on stderr
- * (journald adds its own timestamps under systemd), SIGTERM/SIGINT through a
- * signalfd (so no global flag), sd_notify readiness without libsystemd, and a
- * periodic throughput line. */
+ * (journald adds its own timestamps under systemd), SIGTERM/SIGINT/SIGHUP as
+ * bytes on a self-pipe the event loop polls, sd_notify readiness without
+ * libsystemd, and a periodic throughput line. */
 #ifndef VGPT_DAEMON_H
 #define VGPT_DAEMON_H
 
@@ -12,8 +12,8 @@
 /* "name: message\n" on stderr, with a UTC timestamp when stderr is not journald. */
 void vgpt_log(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Blocks SIGTERM, SIGINT and SIGHUP and returns a signalfd that becomes
- * readable when one arrives (poll it with the sockets); -1 on error. */
+/* Catches SIGTERM, SIGINT and SIGHUP (ignores SIGPIPE) and returns an fd
+ * that becomes readable when one arrives (poll it with the sockets). */
 int vgpt_signals_open(vgpt_err *err);
 /* Reads one pending signal number from the fd (0 when none). */
 int vgpt_signals_read(int fd);

@@ -12,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
 cli=$build/vgpt-cli
 
-"$build/vgpt-mkckpt" --preset tiny --seed 3 "$tmp/m/model.pth" >/dev/null 2>&1
+mkdir -p "$tmp/m"; "$build/vgpt-mkckpt" --preset tiny --seed 3 "$tmp/m/model.pth" >/dev/null 2>&1
 ok "vgpt-mkckpt writes a tiny checkpoint" "[ -s '$tmp/m/model.pth' ]"
 m=$tmp/m/model.pth
 

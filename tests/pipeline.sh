@@ -16,7 +16,7 @@ trap cleanup EXIT
 ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
 [ -d "$imgs/good" ] || { echo "SKIP: $imgs not found: pipeline tests not run"; exit 0; }
 cli=$build/vgpt-cli
-m=$tmp/m/model.pth
+m=$tmp/m/model.pth; mkdir -p "$tmp/m"
 "$build/vgpt-mkckpt" --preset tiny --seed 5 "$m" >/dev/null 2>&1 || { echo "FAIL: vgpt-mkckpt"; exit 1; }
 
 # 200 lines: the corpus' decodable images under 1 MB, cycled, plus bad inputs
@@ -57,7 +57,7 @@ ok "a rerun with other decoding flags captions every line" "[ \$(wc -l < '$tmp/t
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 wait 2>/dev/null; pids=()
 sent() { sed -n 's/.* \([0-9]*\) sent,.*/\1/p' "$1" | tail -1; }
-ok "SIGTERM: every daemon drained and exited with a final stats line" "for f in d1 d2 e1 e2 p; do grep -q 'sent,' '$tmp/'\$f.log || exit 1; done"
+ok "SIGTERM: every daemon drained and exited with a final stats line" "(for f in d1 d2 e1 e2 p; do grep -q 'sent,' '$tmp/'\$f.log || exit 1; done)"
 ok "both encoderd instances did work ($(sent "$tmp/e1.log") and $(sent "$tmp/e2.log") sent)" "[ \"\$(sent '$tmp/e1.log')\" -gt 0 ] && [ \"\$(sent '$tmp/e2.log')\" -gt 0 ]"
 ok "both decoderd instances did work ($(sent "$tmp/d1.log") and $(sent "$tmp/d2.log") sent)" "[ \"\$(sent '$tmp/d1.log')\" -gt 0 ] && [ \"\$(sent '$tmp/d2.log')\" -gt 0 ]"
 hits=$(cat "$tmp/e1.log" "$tmp/e2.log" | sed -n 's/.*cache on: \([0-9]*\) hits.*/\1/p' | awk '{s+=$1} END {print s+0}')
