@@ -40,11 +40,19 @@ typedef struct vgpt_ckpt vgpt_ckpt;
 int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err);
 void vgpt_ckpt_close(vgpt_ckpt *ck);
 
+/* Same as vgpt_ckpt_open over a caller-owned buffer that must outlive the
+ * checkpoint (tests and fuzzing use it so that ASan sees every read). */
+int vgpt_ckpt_open_mem(const void *data, size_t size, const char *name, vgpt_ckpt **out, vgpt_err *err);
+
 const char *vgpt_ckpt_path(const vgpt_ckpt *ck);
 size_t vgpt_ckpt_count(const vgpt_ckpt *ck);
 const vgpt_tensor *vgpt_ckpt_at(const vgpt_ckpt *ck, size_t i);
 /* NULL when absent. */
 const vgpt_tensor *vgpt_ckpt_find(const vgpt_ckpt *ck, const char *name);
+
+/* Copies t's numel values into dst as fp32 in row-major order of its shape,
+ * widening f16 / bf16 and following strides.  Fails for VGPT_DT_OTHER. */
+int vgpt_ckpt_read_f32(const vgpt_ckpt *ck, const vgpt_tensor *t, float *dst, vgpt_err *err);
 
 /* Size in bytes of one element of dtype (0 for OTHER). */
 size_t vgpt_dtype_size(vgpt_dtype dt);
