@@ -495,17 +495,25 @@ void vgpt_model_describe(const vgpt_model *m, char *buf, int len) {
     const vgpt_vit *v = &m->vit;
     const vgpt_resampler *r = &m->rs;
     const vgpt_gpt *g = &m->gpt;
-    int n = snprintf(buf, len, "ViT %dpx/%d w%d L%d H%d; resampler %dx%d depth %d H%dx%d; GPT w%d L%d H%d ctx %d vocab %d cross@",
-                     v->image, v->patch, v->width, v->n_layers, v->n_heads, r->n_latents, r->width, r->depth,
-                     r->n_heads, r->head_dim, g->width, g->n_layers, g->n_heads, g->context, g->vocab);
-    int tb = 0, first = 1;
-    for (int j = 0; j < g->n_blocks && n < len; j++) {
-        if (!g->blocks[j].is_cross) {
-            tb++;
-            continue;
+    int n = 0;
+    buf[0] = 0;
+    if (v->n_layers && n < len)
+        n += snprintf(buf + n, len - n, "ViT %dpx/%d w%d L%d H%d; resampler %dx%d depth %d H%dx%d; ", v->image,
+                      v->patch, v->width, v->n_layers, v->n_heads, r->n_latents, r->width, r->depth, r->n_heads,
+                      r->head_dim);
+    if (g->n_layers && n < len) {
+        n += snprintf(buf + n, len - n, "GPT w%d L%d H%d ctx %d vocab %d %s head, cross@", g->width, g->n_layers,
+                      g->n_heads, g->context, g->vocab, m->tied ? "tied" : "untied");
+        int tb = 0, first = 1;
+        for (int j = 0; j < g->n_blocks && n < len; j++) {
+            if (!g->blocks[j].is_cross) {
+                tb++;
+                continue;
+            }
+            n += snprintf(buf + n, len - n, first ? "%d" : ",%d", tb);
+            first = 0;
         }
-        n += snprintf(buf + n, len - n, first ? "%d" : ",%d", tb);
-        first = 0;
+        if (n < len) n += snprintf(buf + n, len - n, "; ");
     }
-    if (n < len) snprintf(buf + n, len - n, "%s; %s", m->tied ? " tied head" : " untied head", m->fingerprint);
+    if (n < len) snprintf(buf + n, len - n, "fingerprint %s", m->fingerprint);
 }
