@@ -31,6 +31,8 @@ rm -f "$list"
 
 echo "== PyTorch reference (Debian torch, fp32, 2 threads, OMP_WAIT_POLICY=PASSIVE)" >&2
 /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" bench --ckpt "$ckdir/model.pth" --threads 2 | tee -a "$res"
+echo "== pipeline (issue 4)" >&2
+"$root/tools/bench_pipeline.sh" "$ckdir/model.pth" | tee -a "$res"
 if [ -x "$root/tools/bench_image.sh" ]; then
     echo "== image preprocessing" >&2
     "$root/tools/bench_image.sh" | tee -a "$res"
