@@ -39,6 +39,7 @@ $(B)/obj/%.o: %.c $(wildcard lib/*.h)
 	@$(CC) $(CFLAGS) $(VIPS_CFLAGS) -c $< -o $@
 
 $(B)/libvgpt.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
 	ar rcs $@ $^
 
 # Programs that speak the wire format link libvgptproto (proto/) before libvgpt.
@@ -46,18 +47,25 @@ DAEMONS := cli preprocd encoderd decoderd
 $(foreach d,$(DAEMONS),$(B)/obj/$(d)/%.o): CFLAGS += -Iproto
 $(B)/obj/cli/%.o $(B)/obj/preprocd/%.o $(B)/obj/encoderd/%.o $(B)/obj/decoderd/%.o: $(wildcard proto/*.h)
 $(B)/vgpt-cli: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/preprocd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/encoderd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard encoderd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/decoderd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard decoderd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/vgpt-mkckpt: $(B)/obj/tools/vgpt-mkckpt.o $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/vgpt-bench: $(B)/obj/tools/vgpt-bench.o $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/tests/%: $(B)/obj/tests/%.o $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # Unit tests run twice: optimised, and under ASan/UBSan (build-san/).
@@ -118,6 +126,7 @@ $(PROTO_OBJ) $(B)/obj/tests/test_proto.o: $(wildcard proto/*.h)
 $(B)/libvgptproto.a: $(PROTO_OBJ)
 	ar rcs $@ $^
 $(B)/tests/test_proto: $(B)/obj/tests/test_proto.o $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 all: $(B)/libvgptproto.a
 
