@@ -36,5 +36,8 @@ echo "== pipeline (issue 4)" >&2
 if [ -x "$root/tools/bench_image.sh" ]; then
     echo "== image preprocessing" >&2
     "$root/tools/bench_image.sh" | tee -a "$res"
+    big=${VGPT_CACHE:-$root/build/cache}/bench_12mp_4000x3000.jpg
+    "$build/preprocd" --once "$big" > "$out/exact.rgb" && "$build/preprocd" --once "$big" --fast-decode > "$out/fast.rgb" &&
+        "$build/tests/tool_fastdiff" "$ckdir/model.pth" "$out/exact.rgb" "$out/fast.rgb" | tee -a "$res"
 fi
 echo "bench: results in $res" >&2
