@@ -34,26 +34,6 @@ void vgpt_linear(float *out, const float *inp, const float *weight, const float 
     }
 }
 
-void vgpt_layernorm(float *out, const float *inp, const float *scale, const float *shift,
-                    int N, int C, float eps) {
-    // inp, out are (N,C); scale, shift are (C)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        /* two passes in double: the reference's mean/variance are exact to fp32 rounding */
-        double sum = 0.0;
-        for (int i = 0; i < C; i++) sum += x[i];
-        float mean = (float)(sum / C);
-        double var = 0.0;
-        for (int i = 0; i < C; i++) {
-            double d = x[i] - mean;
-            var += d * d;
-        }
-        float rstd = (float)(1.0 / sqrt(var / C + eps));
-        for (int i = 0; i < C; i++) o[i] = (x[i] - mean) * rstd * scale[i] + shift[i];
-    }
-}
-
 void vgpt_add(float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
