@@ -50,27 +50,53 @@ static inline __attribute__((always_inline)) void row_dot(const skinny_job *j, i
 }
 
 /* 4 W rows x 4 inputs: 16 accumulators, 8 loads per 16 FMAs, so larger
- * batches stay compute-bound on the FMA units instead of the load ports. */
+ * batches stay compute-bound on the FMA units instead of the load ports.
+ * The accumulators are named scalars, not an array: GCC spills an array of
+ * vectors to the stack on every iteration. */
+#define TILE_STEP(mask)                                                                                   \
+    do {                                                                                                  \
+        __m512 w0 = _mm512_maskz_loadu_ps(mask, w[0] + k), w1 = _mm512_maskz_loadu_ps(mask, w[1] + k);    \
+        __m512 w2 = _mm512_maskz_loadu_ps(mask, w[2] + k), w3 = _mm512_maskz_loadu_ps(mask, w[3] + k);    \
+        __m512 x0 = _mm512_maskz_loadu_ps(mask, x[0] + k), x1 = _mm512_maskz_loadu_ps(mask, x[1] + k);    \
+        __m512 x2 = _mm512_maskz_loadu_ps(mask, x[2] + k), x3 = _mm512_maskz_loadu_ps(mask, x[3] + k);    \
+        a00 = _mm512_fmadd_ps(w0, x0, a00); a01 = _mm512_fmadd_ps(w0, x1, a01);                           \
+        a02 = _mm512_fmadd_ps(w0, x2, a02); a03 = _mm512_fmadd_ps(w0, x3, a03);                           \
+        a10 = _mm512_fmadd_ps(w1, x0, a10); a11 = _mm512_fmadd_ps(w1, x1, a11);                           \
+        a12 = _mm512_fmadd_ps(w1, x2, a12); a13 = _mm512_fmadd_ps(w1, x3, a13);                           \
+        a20 = _mm512_fmadd_ps(w2, x0, a20); a21 = _mm512_fmadd_ps(w2, x1, a21);                           \
+        a22 = _mm512_fmadd_ps(w2, x2, a22); a23 = _mm512_fmadd_ps(w2, x3, a23);                           \
+        a30 = _mm512_fmadd_ps(w3, x0, a30); a31 = _mm512_fmadd_ps(w3, x1, a31);                           \
+        a32 = _mm512_fmadd_ps(w3, x2, a32); a33 = _mm512_fmadd_ps(w3, x3, a33);                           \
+    } while (0)
+
 static void tile4x4(const skinny_job *j, int o, int m0) {
-    __m512 acc[4][4];
     const float *w[4], *x[4];
     for (int r = 0; r < 4; r++) {
         w[r] = j->w + (size_t)(o + r) * j->C;
         x[r] = j->inp + (size_t)(m0 + r) * j->C;
-        for (int i = 0; i < 4; i++) acc[r][i] = _mm512_setzero_ps();
     }
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
     int k = 0;
-    __mmask16 mask = 0xffff;
-    for (; k < j->C; k += 16) {
-        if (k + 16 > j->C) mask = (__mmask16)((1u << (j->C - k)) - 1);
-        __m512 wv[4], xv[4];
-        for (int r = 0; r < 4; r++) wv[r] = _mm512_maskz_loadu_ps(mask, w[r] + k);
-        for (int i = 0; i < 4; i++) xv[i] = _mm512_maskz_loadu_ps(mask, x[i] + k);
-        for (int r = 0; r < 4; r++)
-            for (int i = 0; i < 4; i++) acc[r][i] = _mm512_fmadd_ps(wv[r], xv[i], acc[r][i]);
+    if (m0 == 0) {
+        /* first pass over this W block (4 contiguous rows): pull the next
+         * block towards L2 meanwhile, so DRAM streaming overlaps the FMAs */
+        const float *next = j->w + (size_t)(o + 4) * j->C;
+        for (; k + 16 <= j->C; k += 16) {
+            for (int p = 0; p < 64; p += 16) _mm_prefetch((const char *)(next + 4 * k + p), _MM_HINT_T1);
+            TILE_STEP((__mmask16)0xffff);
+        }
     }
-    for (int r = 0; r < 4; r++)
-        for (int i = 0; i < 4; i++) store(j, m0 + i, o + r, _mm512_reduce_add_ps(acc[r][i]));
+    for (; k + 16 <= j->C; k += 16) TILE_STEP((__mmask16)0xffff);
+    if (k < j->C) TILE_STEP((__mmask16)((1u << (j->C - k)) - 1));
+    store(j, m0 + 0, o + 0, _mm512_reduce_add_ps(a00)); store(j, m0 + 1, o + 0, _mm512_reduce_add_ps(a01));
+    store(j, m0 + 2, o + 0, _mm512_reduce_add_ps(a02)); store(j, m0 + 3, o + 0, _mm512_reduce_add_ps(a03));
+    store(j, m0 + 0, o + 1, _mm512_reduce_add_ps(a10)); store(j, m0 + 1, o + 1, _mm512_reduce_add_ps(a11));
+    store(j, m0 + 2, o + 1, _mm512_reduce_add_ps(a12)); store(j, m0 + 3, o + 1, _mm512_reduce_add_ps(a13));
+    store(j, m0 + 0, o + 2, _mm512_reduce_add_ps(a20)); store(j, m0 + 1, o + 2, _mm512_reduce_add_ps(a21));
+    store(j, m0 + 2, o + 2, _mm512_reduce_add_ps(a22)); store(j, m0 + 3, o + 2, _mm512_reduce_add_ps(a23));
+    store(j, m0 + 0, o + 3, _mm512_reduce_add_ps(a30)); store(j, m0 + 1, o + 3, _mm512_reduce_add_ps(a31));
+    store(j, m0 + 2, o + 3, _mm512_reduce_add_ps(a32)); store(j, m0 + 3, o + 3, _mm512_reduce_add_ps(a33));
 }
 
 static void row_dot_any(const skinny_job *j, int o, int m0, int M) {
