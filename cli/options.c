@@ -32,6 +32,17 @@ static const char usage_text[] =
     "      --window N         requests in flight at most (default 32)\n"
     "      --retry-after S    re-send a request with no result after S seconds\n"
     "                         (default 300; at once when a daemon is restarted)\n"
+    "      --timeout S        give a request up S seconds after it was first tried:\n"
+    "                         its line becomes an error (default 0 = never; with\n"
+    "                         --connect, set it so that an unreachable or refusing\n"
+    "                         pipeline fails the run instead of waiting forever)\n"
+    "      --curve-key FILE, --curve-server-key FILE, --curve-peers DIR\n"
+    "                         with --connect: ZeroMQ CURVE (all three together).\n"
+    "                         This client's keypair and the cluster's server keypair\n"
+    "                         (vgpt-keygen .key files, mode 0600); only peers whose\n"
+    "                         *.pub is in DIR may send results to --reply. A server\n"
+    "                         that refuses our key is reported on stderr. See README\n"
+    "                         \"Deployment\"\n"
     "      --encoder-threads N, --decoder-threads N\n"
     "                         embedded daemons' threads (default: half the cores each)\n"
     "\n"
@@ -79,7 +90,8 @@ static const char usage_text[] =
 enum {
     OPT_GREEDY = 256, OPT_BEAM, OPT_SAMPLE, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_MAXTOK, OPT_NGRAM,
     OPT_LP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC,
-    OPT_CONNECT, OPT_REPLY, OPT_CACHE, OPT_NOCACHE, OPT_WINDOW, OPT_RETRY, OPT_ENCT, OPT_DECT
+    OPT_CONNECT, OPT_REPLY, OPT_CACHE, OPT_NOCACHE, OPT_WINDOW, OPT_RETRY, OPT_ENCT, OPT_DECT,
+    OPT_TIMEOUT, OPT_CURVE_KEY, OPT_CURVE_SERVER, OPT_CURVE_PEERS
 };
 
 static const struct option long_opts[] = {
@@ -99,6 +111,8 @@ static const struct option long_opts[] = {
     {"cache", required_argument, 0, OPT_CACHE}, {"no-cache", no_argument, 0, OPT_NOCACHE},
     {"window", required_argument, 0, OPT_WINDOW}, {"retry-after", required_argument, 0, OPT_RETRY},
     {"encoder-threads", required_argument, 0, OPT_ENCT}, {"decoder-threads", required_argument, 0, OPT_DECT},
+    {"timeout", required_argument, 0, OPT_TIMEOUT},  {"curve-key", required_argument, 0, OPT_CURVE_KEY},
+    {"curve-server-key", required_argument, 0, OPT_CURVE_SERVER}, {"curve-peers", required_argument, 0, OPT_CURVE_PEERS},
     {0, 0, 0, 0}};
 
 static int bad(const char *opt, const char *val, const char *want) {
@@ -211,6 +225,15 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
         o->retry_after = f;
         return 0;
     }
+    case OPT_TIMEOUT: {
+        float f;
+        if (parse_float(arg, 0.0f, 1e7f, &f)) return bad("timeout", arg, "a number of seconds >= 0 (0 = never)");
+        o->timeout = f;
+        return 0;
+    }
+    case OPT_CURVE_KEY: o->curve.key = arg; return 0;
+    case OPT_CURVE_SERVER: o->curve.server_key = arg; return 0;
+    case OPT_CURVE_PEERS: o->curve.peers = arg; return 0;
     case OPT_ENCT:
     case OPT_DECT:
         if (parse_long(arg, 1, 1024, &l)) return bad(c == OPT_ENCT ? "encoder-threads" : "decoder-threads", arg,
@@ -260,6 +283,10 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     o->gen.no_repeat_ngram = ngram >= 0 ? ngram : (o->gen.mode == VGPT_BEAM ? 3 : 0);
     if (o->connect && !o->reply) {
         fprintf(stderr, "vgpt-cli: --connect needs --reply EP, the endpoint the decoders send results to\n");
+        return 2;
+    }
+    if ((o->curve.key || o->curve.server_key || o->curve.peers) && !o->connect) {
+        fprintf(stderr, "vgpt-cli: --curve-* options need --connect (the embedded pipeline is private to this user)\n");
         return 2;
     }
     if (!o->no_cache && !o->cache_dir) {

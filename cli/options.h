@@ -2,6 +2,7 @@
 #ifndef VGPT_CLI_OPTIONS_H
 #define VGPT_CLI_OPTIONS_H
 
+#include "curve.h"
 #include "decode.h"
 #include "image.h"
 
@@ -18,6 +19,8 @@ typedef struct cli_opts {
     const char *cache_dir; /* embedded encoderd's token cache; NULL = none */
     int window;            /* requests in flight at most */
     double retry_after;    /* seconds before a request is re-sent */
+    double timeout;        /* --timeout: give a request up after this many seconds; 0 = never */
+    vgpt_curve_opts curve; /* --curve-key / --curve-server-key / --curve-peers (connect mode) */
     int enc_threads, dec_threads;
     int no_cache;
     char cache_buf[4096];

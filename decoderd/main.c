@@ -23,6 +23,7 @@ typedef struct dec_opts {
     const char *listen, *model;
     long threads, max_seqs;
     double stats_every;
+    vgpt_curve_opts curve;
 } dec_opts;
 
 /* One request being captioned. */
@@ -62,6 +63,11 @@ static const char usage_text[] =
     "  -t, --threads N        compute threads (default: all cores)\n"
     "      --max-seqs N       sequences stepped together at most (beams count; default 64)\n"
     "      --stats-interval S seconds between throughput log lines (default 10, 0 = off)\n"
+    "      --curve-key FILE   this node's CURVE keypair (vgpt-keygen .key, mode 0600)\n"
+    "      --curve-server-key FILE  the cluster's CURVE server keypair (.key)\n"
+    "      --curve-peers DIR  *.pub keys allowed to connect to --listen (refusals are\n"
+    "                         logged). All three together turn CURVE on for every socket;\n"
+    "                         see README \"Deployment\"\n"
     "  -h, --help             this text\n"
     "\n"
     "Signals: SIGTERM/SIGINT finish the captions in progress, then exit 0.\n"
@@ -70,7 +76,8 @@ static const char usage_text[] =
 static int parse(int argc, char **argv, dec_opts *o) {
     static const struct option lo[] = {{"listen", 1, 0, 'l'},  {"model", 1, 0, 'm'},
                                        {"threads", 1, 0, 't'}, {"max-seqs", 1, 0, 'S'},
-                                       {"stats-interval", 1, 0, 's'}, {"help", 0, 0, 'h'},
+                                       {"stats-interval", 1, 0, 's'}, {"curve-key", 1, 0, 1001}, {"curve-server-key", 1, 0, 1002},
+        {"curve-peers", 1, 0, 1003}, {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     *o = (dec_opts){.model = getenv("VGPT_MODEL"), .threads = ncpu > 0 ? ncpu : 1, .max_seqs = 64, .stats_every = 10};
@@ -83,6 +90,9 @@ static int parse(int argc, char **argv, dec_opts *o) {
         case 't': bad = vgpt_opt_long("decoderd", "threads", optarg, 1, 1024, &o->threads); break;
         case 'S': bad = vgpt_opt_long("decoderd", "max-seqs", optarg, 1, 4096, &o->max_seqs); break;
         case 's': bad = vgpt_opt_double("decoderd", "stats-interval", optarg, 0, 1e6, &o->stats_every); break;
+        case 1001: o->curve.key = optarg; break;
+        case 1002: o->curve.server_key = optarg; break;
+        case 1003: o->curve.peers = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: bad = 1;
         }
@@ -109,7 +119,7 @@ static int setup(dec_ctx *x, char **argv, vgpt_err *err) {
     x->xkv = malloc(S * sizeof *x->xkv);
     x->logits = malloc(S * x->model->gpt.vocab * sizeof(float));
     if (!x->tokens || !x->kv || !x->xkv || !x->logits) return vgpt_err_set(err, "out of memory");
-    return vgpt_node_start(&x->node, "decoderd", x->o.listen, NULL, x->o.stats_every, err);
+    return vgpt_node_start(&x->node, "decoderd", x->o.listen, NULL, x->o.stats_every, &x->o.curve, err);
 }
 
 static int seats_taken(const dec_ctx *x) {

@@ -23,6 +23,7 @@ typedef struct enc_opts {
     const char *listen, *next, *model, *cache_dir;
     long threads, batch, wait_ms, cache_mb;
     double stats_every;
+    vgpt_curve_opts curve;
 } enc_opts;
 
 typedef struct enc_ctx {
@@ -55,6 +56,11 @@ static const char usage_text[] =
     "      --cache DIR        visual-token cache (LMDB) directory; none by default\n"
     "      --cache-max-mb N   cache size bound, least recently used evicted (default 2048)\n"
     "      --stats-interval S seconds between throughput log lines (default 10, 0 = off)\n"
+    "      --curve-key FILE   this node's CURVE keypair (vgpt-keygen .key, mode 0600)\n"
+    "      --curve-server-key FILE  the cluster's CURVE server keypair (.key)\n"
+    "      --curve-peers DIR  *.pub keys allowed to connect to --listen (refusals are\n"
+    "                         logged). All three together turn CURVE on for every socket;\n"
+    "                         see README \"Deployment\"\n"
     "  -h, --help             this text\n"
     "\n"
     "Signals: SIGTERM/SIGINT finish the batch in progress, then exit 0.\n"
@@ -64,7 +70,8 @@ static int parse(int argc, char **argv, enc_opts *o) {
     static const struct option lo[] = {
         {"listen", 1, 0, 'l'}, {"next", 1, 0, 'n'}, {"model", 1, 0, 'm'}, {"threads", 1, 0, 't'},
         {"batch", 1, 0, 'b'},  {"batch-wait-ms", 1, 0, 'w'}, {"cache", 1, 0, 'c'}, {"cache-max-mb", 1, 0, 'M'},
-        {"stats-interval", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"stats-interval", 1, 0, 's'}, {"curve-key", 1, 0, 1001}, {"curve-server-key", 1, 0, 1002},
+        {"curve-peers", 1, 0, 1003}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = 0, .batch = 8, .wait_ms = 5, .cache_mb = 2048,
                     .stats_every = 10};
     int c;
@@ -80,6 +87,9 @@ static int parse(int argc, char **argv, enc_opts *o) {
         case 'w': bad = vgpt_opt_long("encoderd", "batch-wait-ms", optarg, 0, 60000, &o->wait_ms); break;
         case 'M': bad = vgpt_opt_long("encoderd", "cache-max-mb", optarg, 1, 1L << 24, &o->cache_mb); break;
         case 's': bad = vgpt_opt_double("encoderd", "stats-interval", optarg, 0, 1e6, &o->stats_every); break;
+        case 1001: o->curve.key = optarg; break;
+        case 1002: o->curve.server_key = optarg; break;
+        case 1003: o->curve.peers = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: bad = 1;
         }
@@ -107,7 +117,7 @@ static int setup(enc_ctx *x, vgpt_err *err) {
     x->hit_tokens = malloc((size_t)x->L * x->C * sizeof(float));
     if (!x->pixels || !x->vis || !x->hit_tokens) return vgpt_err_set(err, "out of memory");
     if (x->o.cache_dir) x->cache = vgpt_cache_open(x->o.cache_dir, (size_t)x->o.cache_mb, "encoderd");
-    return vgpt_node_start(&x->node, "encoderd", x->o.listen, x->o.next, x->o.stats_every, err);
+    return vgpt_node_start(&x->node, "encoderd", x->o.listen, x->o.next, x->o.stats_every, &x->o.curve, err);
 }
 
 static void send_tokens(enc_ctx *x, const vgpt_msg *req, const float *tokens, int hit) {

@@ -34,7 +34,8 @@ static const char usage_text[] =
     "    preprocd --once PATH [--no-autorotate] [--fast-decode]\n"
     "             [--accept-truncated] [--max-pixels N]\n"
     "    preprocd --listen EP --next EP[,EP...] [--allow-root DIR]... [--max-pixels N]\n"
-    "             [--stats-interval S]\n"
+    "             [--stats-interval S] [--curve-key FILE --curve-server-key FILE\n"
+    "             --curve-peers DIR]\n"
     "    preprocd --help\n"
     "\n"
     "DESCRIPTION\n"
@@ -65,6 +66,12 @@ static const char usage_text[] =
     "        default, so only byte requests are accepted).\n"
     "    --stats-interval S\n"
     "        Daemon mode: seconds between throughput log lines (default 10).\n"
+    "    --curve-key FILE --curve-server-key FILE --curve-peers DIR\n"
+    "        Daemon mode: ZeroMQ CURVE on every socket (all three together).\n"
+    "        FILE: this node's keypair and the cluster's server keypair, as\n"
+    "        written by vgpt-keygen (mode 0600).  Only clients whose public key\n"
+    "        is in one of DIR's *.pub files may connect to --listen; refusals\n"
+    "        are logged with the key.  See README \"Deployment\".\n"
     "\n"
     "OPTIONS\n"
     "    --no-autorotate\n"
@@ -128,7 +135,8 @@ static int parse_args(int argc, char **argv, preprocd_opts *o, vgpt_err *err) {
             if (o->mode == MODE_ONCE) return vgpt_err_set(err, "--once given twice");
             if (!(o->path = opt_value(argc, argv, &i, eq, "--once", err))) return -1;
             o->mode = MODE_ONCE;
-        } else if (IS("--listen") || IS("--next") || IS("--allow-root") || IS("--stats-interval")) {
+        } else if (IS("--listen") || IS("--next") || IS("--allow-root") || IS("--stats-interval") ||
+                   IS("--curve-key") || IS("--curve-server-key") || IS("--curve-peers")) {
             char name[32];
             snprintf(name, sizeof name, "%.*s", (int)n, a);
             const char *v = opt_value(argc, argv, &i, eq, name, err);
@@ -136,6 +144,9 @@ static int parse_args(int argc, char **argv, preprocd_opts *o, vgpt_err *err) {
             if (IS("--listen")) o->daemon.listen = v;
             else if (IS("--next")) o->daemon.next = v;
             else if (IS("--stats-interval")) o->daemon.stats_every = atof(v);
+            else if (IS("--curve-key")) o->daemon.curve.key = v;
+            else if (IS("--curve-server-key")) o->daemon.curve.server_key = v;
+            else if (IS("--curve-peers")) o->daemon.curve.peers = v;
             else if (o->daemon.n_roots == PREPROCD_MAX_ROOTS)
                 return vgpt_err_set(err, "at most %d --allow-root directories", PREPROCD_MAX_ROOTS);
             else o->daemon.roots[o->daemon.n_roots++] = v;

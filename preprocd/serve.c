@@ -78,7 +78,7 @@ int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0) {
     uint8_t *rgb = malloc(VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE * 3);
     if (!rgb) return 1;
     if (vgpt_image_init(argv0, &err) ||
-        vgpt_node_start(&node, "preprocd", o->listen, o->next, o->stats_every, &err)) {
+        vgpt_node_start(&node, "preprocd", o->listen, o->next, o->stats_every, &o->curve, &err)) {
         vgpt_log("preprocd", "fatal: %s", err.msg);
         return 1;
     }

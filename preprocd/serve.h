@@ -4,6 +4,7 @@
 #ifndef VGPT_PREPROCD_SERVE_H
 #define VGPT_PREPROCD_SERVE_H
 
+#include "curve.h"
 #include "image.h"
 
 #define PREPROCD_MAX_ROOTS 16
@@ -14,6 +15,7 @@ typedef struct preprocd_daemon_opts {
     int n_roots;
     uint64_t max_pixels; /* caps each request's own limit */
     double stats_every;
+    vgpt_curve_opts curve; /* --curve-key / --curve-server-key / --curve-peers */
 } preprocd_daemon_opts;
 
 int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0);

@@ -10,19 +10,22 @@
 #include "daemon.h"
 
 int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next, double stats_every,
-                    vgpt_err *err) {
+                    const vgpt_curve_opts *sec, vgpt_err *err) {
     memset(n, 0, sizeof *n);
     n->name = name;
     n->stats_every = stats_every;
     n->t0 = n->last_stats = vgpt_now();
+    if (vgpt_curve_load(&n->curve, sec, name, err)) return -1;
     n->sigfd = vgpt_signals_open(err);
     if (n->sigfd < 0) return -1;
     n->zctx = zmq_ctx_new();
     if (!n->zctx) return vgpt_err_set(err, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
-    n->pull = vgpt_zsock_pull_bind(n->zctx, listen, err);
+    /* the handler must be up before a CURVE socket binds: see curve.h */
+    if (vgpt_curve_zap_start(&n->curve, n->zctx, err)) return -1;
+    n->pull = vgpt_zsock_pull_bind_sec(n->zctx, listen, VGPT_ZSOCK_MAXMSG, &n->curve, err);
     if (!n->pull) return -1;
-    if (next && *next && !(n->push = vgpt_zsock_push_connect(n->zctx, next, err))) return -1;
-    n->rep = vgpt_replier_new(n->zctx);
+    if (next && *next && !(n->push = vgpt_zsock_push_connect_sec(n->zctx, next, &n->curve, err))) return -1;
+    n->rep = vgpt_replier_new_sec(n->zctx, &n->curve);
     if (!n->rep) return vgpt_err_set(err, "out of memory");
     return 0;
 }
@@ -31,7 +34,8 @@ void vgpt_node_close(vgpt_node *n) {
     if (n->rep) vgpt_replier_free(n->rep);
     if (n->push) zmq_close(n->push);
     if (n->pull) zmq_close(n->pull);
-    if (n->zctx) zmq_ctx_term(n->zctx);
+    if (n->zctx) zmq_ctx_term(n->zctx); /* also ends the ZAP thread */
+    vgpt_curve_end(&n->curve);
     n->rep = n->push = n->pull = n->zctx = NULL;
 }
 

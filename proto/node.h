@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "proto.h"
 #include "zsock.h"
 
@@ -19,11 +20,14 @@ typedef struct vgpt_node {
     int stopping;         /* SIGTERM/SIGINT seen: finish in-flight work, then exit */
     double stats_every, last_stats, t0;
     uint64_t received, sent, failed, dropped, last_sent;
+    vgpt_curve curve;     /* keys + ZAP handler; curve.on = 0 when not configured */
 } vgpt_node;
 
-/* Binds listen, connects next (NULL for the last stage), opens signals. */
+/* Binds listen, connects next (NULL for the last stage), opens signals.
+ * With CURVE options (sec may be NULL: none) the ZAP handler starts first,
+ * the input is a CURVE server and every connecting socket a CURVE client. */
 int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next, double stats_every,
-                    vgpt_err *err);
+                    const vgpt_curve_opts *sec, vgpt_err *err);
 void vgpt_node_close(vgpt_node *n);
 
 /* Waits up to timeout_ms (-1 forever) for input or a signal.  1 = input is

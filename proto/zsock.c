@@ -18,10 +18,15 @@ static const char *sock_name(void *s, char *buf, size_t n) {
     return buf;
 }
 
-void *vgpt_zsock_pull_bind_max(void *zctx, const char *endpoint, int64_t maxmsg, vgpt_err *err) {
+void *vgpt_zsock_pull_bind_sec(void *zctx, const char *endpoint, int64_t maxmsg, const vgpt_curve *curve,
+                               vgpt_err *err) {
     void *s = zmq_socket(zctx, ZMQ_PULL);
     if (!s) {
         vgpt_err_set(err, "%s: cannot create a PULL socket: %s", endpoint, zmq_strerror(errno));
+        return NULL;
+    }
+    if (vgpt_curve_server(s, curve, err)) {
+        zmq_close(s);
         return NULL;
     }
     if (zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) || opt_int(s, ZMQ_RCVHWM, VGPT_ZSOCK_RCVHWM) ||
@@ -31,6 +36,10 @@ void *vgpt_zsock_pull_bind_max(void *zctx, const char *endpoint, int64_t maxmsg,
         return NULL;
     }
     return s;
+}
+
+void *vgpt_zsock_pull_bind_max(void *zctx, const char *endpoint, int64_t maxmsg, vgpt_err *err) {
+    return vgpt_zsock_pull_bind_sec(zctx, endpoint, maxmsg, NULL, err);
 }
 
 void *vgpt_zsock_pull_bind(void *zctx, const char *endpoint, vgpt_err *err) {
@@ -59,6 +68,10 @@ static int connect_all(void *s, const char *csv, vgpt_err *err) {
 }
 
 void *vgpt_zsock_push_connect(void *zctx, const char *endpoints_csv, vgpt_err *err) {
+    return vgpt_zsock_push_connect_sec(zctx, endpoints_csv, NULL, err);
+}
+
+void *vgpt_zsock_push_connect_sec(void *zctx, const char *endpoints_csv, const vgpt_curve *curve, vgpt_err *err) {
     void *s = zmq_socket(zctx, ZMQ_PUSH);
     if (!s) {
         vgpt_err_set(err, "%s: cannot create a PUSH socket: %s", endpoints_csv, zmq_strerror(errno));
@@ -70,7 +83,7 @@ void *vgpt_zsock_push_connect(void *zctx, const char *endpoints_csv, vgpt_err *e
         zmq_close(s);
         return NULL;
     }
-    if (connect_all(s, endpoints_csv, err)) {
+    if (vgpt_curve_client(s, curve, err) || connect_all(s, endpoints_csv, err)) {
         zmq_close(s);
         return NULL;
     }
@@ -138,16 +151,19 @@ typedef struct replier_entry {
 
 struct vgpt_replier {
     void *zctx;
+    const vgpt_curve *curve;
     uint64_t tick;
     int n;
     replier_entry e[VGPT_REPLIER_MAX];
 };
 
-vgpt_replier *vgpt_replier_new(void *zctx) {
+vgpt_replier *vgpt_replier_new_sec(void *zctx, const vgpt_curve *curve) {
     vgpt_replier *r = calloc(1, sizeof *r);
-    if (r) r->zctx = zctx;
+    if (r) r->zctx = zctx, r->curve = curve;
     return r;
 }
+
+vgpt_replier *vgpt_replier_new(void *zctx) { return vgpt_replier_new_sec(zctx, NULL); }
 
 void vgpt_replier_free(vgpt_replier *r) {
     if (!r) return;
@@ -166,6 +182,12 @@ static replier_entry *replier_open(vgpt_replier *r, const char *ep, vgpt_err *er
         r->e[lru] = r->e[--r->n];
     }
     void *s = zmq_socket(r->zctx, ZMQ_PUSH);
+    vgpt_err cerr;
+    if (s && vgpt_curve_client(s, r->curve, &cerr)) {
+        vgpt_err_set(err, "reply_to %s: %s", ep, cerr.msg);
+        zmq_close(s);
+        return NULL;
+    }
     if (!s || opt_int(s, ZMQ_SNDHWM, VGPT_REPLIER_HWM) || opt_int(s, ZMQ_LINGER, VGPT_ZSOCK_LINGER_MS) ||
         opt_int(s, ZMQ_SNDTIMEO, VGPT_REPLIER_SNDTIMEO_MS) || zmq_connect(s, ep)) {
         vgpt_err_set(err, "reply_to %s: cannot connect: %s", ep, zmq_strerror(errno));

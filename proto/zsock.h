@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "err.h"
 
 #define VGPT_ZSOCK_MAXMSG (64 << 20) /* default ZMQ_MAXMSGSIZE of inputs */
@@ -29,10 +30,17 @@ void *vgpt_zsock_pull_bind(void *zctx, const char *endpoint, vgpt_err *err);
 /* Same with an explicit maximum frame size in bytes (-1 = unlimited). */
 void *vgpt_zsock_pull_bind_max(void *zctx, const char *endpoint, int64_t maxmsg, vgpt_err *err);
 
+/* The same as a CURVE server when curve is on (curve may be NULL); the
+ * context's ZAP handler (vgpt_curve_zap_start) must already run. */
+void *vgpt_zsock_pull_bind_sec(void *zctx, const char *endpoint, int64_t maxmsg, const vgpt_curve *curve,
+                               vgpt_err *err);
+
 /* PUSH connected to each endpoint of "ep1,ep2" (spaces around commas
  * allowed); ZMQ_IMMEDIATE=1 so frames only queue on live connections and
  * ZeroMQ balances them across the live downstream stages. */
 void *vgpt_zsock_push_connect(void *zctx, const char *endpoints_csv, vgpt_err *err);
+/* The same as a CURVE client when curve is on (curve may be NULL). */
+void *vgpt_zsock_push_connect_sec(void *zctx, const char *endpoints_csv, const vgpt_curve *curve, vgpt_err *err);
 
 /* zmq_send, retried on EINTR.  0 sent, 1 not sent because of EAGAIN (flags
  * had ZMQ_DONTWAIT or the socket's ZMQ_SNDTIMEO ran out), -1 error. */
@@ -51,6 +59,9 @@ int vgpt_zsock_recv(void *sock, zmq_msg_t *msg, int flags, vgpt_err *err);
  * (one per thread that sends replies), like the zmq sockets inside it. */
 typedef struct vgpt_replier vgpt_replier;
 vgpt_replier *vgpt_replier_new(void *zctx);
+/* The same, connecting as a CURVE client when curve is on (curve may be
+ * NULL; it must outlive the replier). */
+vgpt_replier *vgpt_replier_new_sec(void *zctx, const vgpt_curve *curve);
 /* Queues buf for endpoint without blocking more than VGPT_REPLIER_SNDTIMEO_MS;
  * -1 (naming the endpoint) when the endpoint is invalid or its queue is full
  * (a client that went away): the reply is dropped, the daemon goes on. */
