@@ -28,10 +28,9 @@ typedef struct dec_opts {
 
 /* One request being captioned. */
 typedef struct live {
-    uint64_t id;
-    uint32_t attempt;
+    vgpt_msg req;        /* the request's envelope (id, reply_to, attempt, settings) */
     int seats;
-    char reply_to[256];
+    char reply_to[256];  /* req.reply_to points here */
     vgpt_xkv xkv;
     vgpt_job *job;
 } live;
@@ -158,10 +157,10 @@ static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
         if (l) free_live(l);
         return -1;
     }
-    l->id = m->id;
-    l->attempt = m->attempt;
-    l->seats = seats(&m->gen);
+    vgpt_msg_follow(&l->req, VGPT_MSG_TOKENS, m);
     snprintf(l->reply_to, sizeof l->reply_to, "%s", m->reply_to);
+    l->req.reply_to = l->reply_to;
+    l->seats = seats(&m->gen);
     if (x->n_jobs == x->cap_jobs) {
         int cap = x->cap_jobs ? 2 * x->cap_jobs : 64;
         live **p = realloc(x->jobs, cap * sizeof *p);
@@ -193,26 +192,18 @@ static void finish(dec_ctx *x, live *l) {
     vgpt_err err;
     vgpt_caption cap;
     vgpt_msg out;
-    vgpt_msg stub;
-    vgpt_msg_init(&stub, VGPT_MSG_TOKENS);
-    stub.id = l->id;
-    stub.reply_to = l->reply_to;
-    stub.attempt = l->attempt;
     if (vgpt_job_result(l->job, &cap, &err)) {
-        vgpt_node_fail(&x->node, &stub, err.msg);
+        vgpt_node_fail(&x->node, &l->req, err.msg);
         return;
     }
     char *text = vgpt_tok_decode(x->tok, cap.tokens, cap.n_tokens);
-    vgpt_msg_init(&out, VGPT_MSG_CAPTION);
-    out.id = l->id;
-    out.reply_to = l->reply_to;
-    out.attempt = l->attempt;
+    vgpt_msg_follow(&out, VGPT_MSG_CAPTION, &l->req);
     out.caption = text ? text : "";
     out.caption_len = text ? strlen(text) : 0;
     out.tokens = cap.tokens;
     out.n_tokens = cap.n_tokens;
     out.score = cap.score;
-    if (!text) vgpt_node_fail(&x->node, &stub, "out of memory decoding the caption");
+    if (!text) vgpt_node_fail(&x->node, &l->req, "out of memory decoding the caption");
     else vgpt_node_reply(&x->node, &out);
     x->captions++;
     free(text);
@@ -238,12 +229,7 @@ static void step(dec_ctx *x) {
         if (!failed && n && vgpt_job_advance(l->job, rows, &err)) failed = 1;
         rows += (size_t)n * V;
         if (failed || vgpt_job_done(l->job)) {
-            vgpt_msg stub;
-            vgpt_msg_init(&stub, VGPT_MSG_TOKENS);
-            stub.id = l->id;
-            stub.reply_to = l->reply_to;
-            stub.attempt = l->attempt;
-            if (failed) vgpt_node_fail(&x->node, &stub, err.msg);
+            if (failed) vgpt_node_fail(&x->node, &l->req, err.msg);
             else finish(x, l);
             free_live(l);
         } else {

@@ -122,12 +122,7 @@ static int setup(enc_ctx *x, vgpt_err *err) {
 
 static void send_tokens(enc_ctx *x, const vgpt_msg *req, const float *tokens, int hit) {
     vgpt_msg out;
-    vgpt_msg_init(&out, VGPT_MSG_TOKENS);
-    out.id = req->id;
-    out.reply_to = req->reply_to;
-    out.attempt = req->attempt;
-    out.img = req->img;
-    out.gen = req->gen;
+    vgpt_msg_follow(&out, VGPT_MSG_TOKENS, req);
     out.cache_hit = hit;
     out.tensor = (vgpt_wire_tensor){.dtype = VGPT_WIRE_F32, .ndim = 2, .shape = {x->L, x->C},
                                     .data = tokens, .nbytes = (size_t)x->L * x->C * sizeof(float)};

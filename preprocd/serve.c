@@ -58,12 +58,7 @@ static void handle(vgpt_node *node, const preprocd_daemon_opts *o, const vgpt_ms
         return;
     }
     vgpt_msg out;
-    vgpt_msg_init(&out, VGPT_MSG_PREPROCESSED);
-    out.id = req->id;
-    out.reply_to = req->reply_to;
-    out.attempt = req->attempt;
-    out.img = req->img;
-    out.gen = req->gen;
+    vgpt_msg_follow(&out, VGPT_MSG_PREPROCESSED, req);
     memcpy(out.hash, hash, 32);
     out.has_hash = 1;
     out.tensor = (vgpt_wire_tensor){.dtype = VGPT_WIRE_U8, .ndim = 3,

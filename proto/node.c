@@ -84,7 +84,9 @@ int vgpt_node_recv(vgpt_node *n, zmq_msg_t *frame, vgpt_msg *m, vgpt_msg_type wa
     }
 }
 
-int vgpt_node_forward(vgpt_node *n, const vgpt_msg *out) {
+/* Encodes out and hands it to the next stage (to_next) or to its reply_to.
+ * A message that will not encode is answered with an ERROR instead. */
+static int send_msg(vgpt_node *n, const vgpt_msg *out, int to_next) {
     vgpt_err err;
     void *buf;
     size_t len;
@@ -92,32 +94,25 @@ int vgpt_node_forward(vgpt_node *n, const vgpt_msg *out) {
         vgpt_node_fail(n, out, err.msg);
         return -1;
     }
-    int rc = vgpt_zsock_send_owned(n->push, buf, len, 0, &err);
+    int rc;
+    if (to_next) {
+        rc = vgpt_zsock_send_owned(n->push, buf, len, 0, &err);
+    } else {
+        rc = vgpt_replier_send(n->rep, out->reply_to, buf, len, &err);
+        free(buf);
+    }
     if (rc) {
-        vgpt_log(n->name, "could not forward request %llu: %s", (unsigned long long)out->id, err.msg);
+        vgpt_log(n->name, "%s for request %llu dropped: %s", to_next ? "message" : "reply",
+                 (unsigned long long)out->id, err.msg);
         return -1;
     }
     n->sent++;
     return 0;
 }
 
-int vgpt_node_reply(vgpt_node *n, const vgpt_msg *out) {
-    vgpt_err err;
-    void *buf;
-    size_t len;
-    if (vgpt_msg_encode(out, &buf, &len, &err)) {
-        vgpt_node_fail(n, out, err.msg);
-        return -1;
-    }
-    int rc = vgpt_replier_send(n->rep, out->reply_to, buf, len, &err);
-    free(buf);
-    if (rc) {
-        vgpt_log(n->name, "reply for request %llu dropped: %s", (unsigned long long)out->id, err.msg);
-        return -1;
-    }
-    n->sent++;
-    return 0;
-}
+int vgpt_node_forward(vgpt_node *n, const vgpt_msg *out) { return send_msg(n, out, 1); }
+
+int vgpt_node_reply(vgpt_node *n, const vgpt_msg *out) { return send_msg(n, out, 0); }
 
 void vgpt_node_fail(vgpt_node *n, const vgpt_msg *req, const char *why) {
     vgpt_err err;

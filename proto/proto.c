@@ -18,6 +18,15 @@ void vgpt_msg_init(vgpt_msg *m, vgpt_msg_type type) {
     vgpt_image_opts_default(&m->img);
 }
 
+void vgpt_msg_follow(vgpt_msg *out, vgpt_msg_type type, const vgpt_msg *req) {
+    vgpt_msg_init(out, type);
+    out->id = req->id;
+    out->reply_to = req->reply_to;
+    out->attempt = req->attempt;
+    out->img = req->img;
+    out->gen = req->gen;
+}
+
 const char *vgpt_msg_type_name(vgpt_msg_type t) {
     switch (t) {
     case VGPT_MSG_IMAGE: return "IMAGE";

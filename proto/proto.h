@@ -96,6 +96,10 @@ typedef struct vgpt_msg {
 /* Zero + defaults (vgpt_gen_opts_default, vgpt_image_opts_default). */
 void vgpt_msg_init(vgpt_msg *m, vgpt_msg_type type);
 
+/* The next stage's message for request req: type, plus req's id, reply_to,
+ * attempt and settings (img, gen) carried forward. */
+void vgpt_msg_follow(vgpt_msg *out, vgpt_msg_type type, const vgpt_msg *req);
+
 /* Encodes m into a malloc'd buffer (*out, *len) ready for zmq_send; the
  * caller frees it with free().  Fails (nothing allocated) when m would not
  * pass vgpt_msg_decode, naming the bad field. */
