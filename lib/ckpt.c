@@ -366,6 +366,14 @@ int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err) {
     return 0;
 }
 
+void vgpt_ckpt_release(const vgpt_ckpt *ck, const void *p, size_t bytes) {
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes, base = (uintptr_t)ck->map, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!ck->mapped || lo < base || hi > base + ck->size) return;
+    lo = (lo + page - 1) & ~(page - 1); /* whole pages only: neighbours may share the edges */
+    hi &= ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void vgpt_ckpt_close(vgpt_ckpt *ck) {
     if (!ck) return;
     for (size_t i = 0; i < ck->n; i++) drop_tensor(&ck->tensors[i]);

@@ -54,6 +54,12 @@ const vgpt_tensor *vgpt_ckpt_find(const vgpt_ckpt *ck, const char *name);
  * widening f16 / bf16 and following strides.  Fails for VGPT_DT_OTHER. */
 int vgpt_ckpt_read_f32(const vgpt_ckpt *ck, const vgpt_tensor *t, float *dst, vgpt_err *err);
 
+/* Tells the kernel that [p, p+bytes) will not be read again for a while:
+ * the whole pages of it inside the file mapping leave this process's
+ * resident set (a later read faults them back in from the page cache).
+ * Does nothing for memory outside the mapping. */
+void vgpt_ckpt_release(const vgpt_ckpt *ck, const void *p, size_t bytes);
+
 /* Size in bytes of one element of dtype (0 for OTHER). */
 size_t vgpt_dtype_size(vgpt_dtype dt);
 const char *vgpt_dtype_name(vgpt_dtype dt);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "packed.h"
 #include "pool.h"
 
 #define GPT_EPS 1e-5f
@@ -20,22 +21,8 @@ int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, int threads, vgpt_er
     return 0;
 }
 
-/* out (B,OC) = inp (B,C) @ W^T + b: the skinny kernel in blocks of up to
- * 16 rows (the weight streams once per block), sgemm for large batches. */
-static void dec_linear(vgpt_decoder *d, float *out, const float *inp, const float *w, const float *b, int B, int C,
-                       int OC, int accumulate) {
-    if (B > 4 * VGPT_SKINNY_MAX) {
-        vgpt_linear(out, inp, w, b, B, C, OC, accumulate);
-        return;
-    }
-    for (int r = 0; r < B; r += VGPT_SKINNY_MAX) {
-        int n = B - r < VGPT_SKINNY_MAX ? B - r : VGPT_SKINNY_MAX;
-        vgpt_linear_skinny(out + (size_t)r * OC, inp + (size_t)r * C, w, b, n, C, OC, accumulate, d->pool);
-    }
-}
-
 void vgpt_decoder_release(vgpt_decoder *d) {
-    vgpt_buf *bufs[] = {&d->h, &d->xn, &d->q, &d->k, &d->v, &d->att, &d->hidden, &d->scratch, &d->xvis};
+    vgpt_buf *bufs[] = {&d->h, &d->xn, &d->qkv, &d->att, &d->hidden, &d->scratch, &d->xvis};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vgpt_buf_free(bufs[i]);
     vgpt_pool_free(d->pool);
     d->pool = NULL;
@@ -102,43 +89,68 @@ void vgpt_kv_copy(vgpt_kv *dst, const vgpt_kv *src) {
     dst->pos = src->pos;
 }
 
+/* The new token's attention for every caption, captions split across the
+ * pool (each thread with its own scratch row).  Self-attention (xkv NULL)
+ * reads layer l of each caption's cache, which already holds the token;
+ * cross-attention reads block x of each image's K/V. */
+typedef struct attend_job {
+    vgpt_decoder *d;
+    const float *q; /* (B, ldq) */
+    int ldq, B, l, x;
+    vgpt_kv *const *kv;
+    const vgpt_xkv *const *xkv;
+} attend_job;
+
+static void attend_part(void *arg, int part, int n_parts) {
+    const attend_job *j = arg;
+    int C = j->d->m->gpt.width, H = j->d->m->gpt.n_heads;
+    float *scratch = j->d->scratch.p + (size_t)part * j->d->scratch_row;
+    for (int b = part; b < j->B; b += n_parts) {
+        const float *k, *v;
+        int T;
+        if (j->xkv) {
+            const vgpt_xkv *xv = j->xkv[b];
+            k = xv->kv + (size_t)j->x * 2 * xv->L * C;
+            v = k + (size_t)xv->L * C;
+            T = xv->L;
+        } else {
+            const vgpt_kv *c = j->kv[b];
+            k = c->k + (size_t)j->l * c->cap * C;
+            v = c->v + (size_t)j->l * c->cap * C;
+            T = c->pos + 1; /* the new token is the last row, so no mask is needed */
+        }
+        vgpt_attention(j->d->att.p + (size_t)b * C, C, j->q + (size_t)b * j->ldq, j->ldq, k, C, v, C, 1, T, H, C / H,
+                       -1, scratch);
+    }
+}
+
 // h is (B,C): h = h + out_proj(MHA(q = W_query(LN(h)), k/v = the image's cross K/V))
 static void cross_block(vgpt_decoder *d, const vgpt_block *blk, int x, int B, const vgpt_xkv *const *xkv) {
-    const vgpt_gpt *g = &d->m->gpt;
-    int C = g->width, H = g->n_heads;
+    int C = d->m->gpt.width;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
-    dec_linear(d, d->q.p, d->xn.p, blk->q.w, blk->q.b, B, C, C, 0);
-    for (int b = 0; b < B; b++) {
-        const vgpt_xkv *xv = xkv[b];
-        const float *k = xv->kv + (size_t)x * 2 * xv->L * C, *v = k + (size_t)xv->L * C;
-        vgpt_attention(d->att.p + (size_t)b * C, C, d->q.p + (size_t)b * C, C, k, C, v, C, 1, xv->L, H, C / H, -1,
-                       d->scratch.p);
-    }
-    dec_linear(d, d->h.p, d->att.p, blk->proj.w, blk->proj.b, B, C, C, 1);
+    vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,C): q */
+    attend_job j = {.d = d, .q = d->qkv.p, .ldq = C, .B = B, .x = x, .xkv = xkv};
+    vgpt_pool_run(d->pool, attend_part, &j);
+    vgpt_linear_packed(d->h.p, d->att.p, &blk->packed_proj, B, VGPT_ACCUMULATE, d->pool);
 }
 
 // h is (B,C): causal self-attention over each caption's cache, then the MLP
 static void self_block(vgpt_decoder *d, const vgpt_block *blk, int l, int B, vgpt_kv *const *kv) {
-    const vgpt_gpt *g = &d->m->gpt;
-    int C = g->width, H = g->n_heads;
+    int C = d->m->gpt.width;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
-    dec_linear(d, d->q.p, d->xn.p, blk->q.w, blk->q.b, B, C, C, 0);
-    dec_linear(d, d->k.p, d->xn.p, blk->k.w, blk->k.b, B, C, C, 0);
-    dec_linear(d, d->v.p, d->xn.p, blk->v.w, blk->v.b, B, C, C, 0);
+    vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,3C): q | k | v */
     for (int b = 0; b < B; b++) {
         vgpt_kv *c = kv[b];
-        float *kc = c->k + (size_t)l * c->cap * C, *vc = c->v + (size_t)l * c->cap * C;
-        memcpy(kc + (size_t)c->pos * C, d->k.p + (size_t)b * C, C * sizeof(float));
-        memcpy(vc + (size_t)c->pos * C, d->v.p + (size_t)b * C, C * sizeof(float));
-        /* the new token is the last row, so no mask is needed: it sees the whole cache */
-        vgpt_attention(d->att.p + (size_t)b * C, C, d->q.p + (size_t)b * C, C, kc, C, vc, C, 1, c->pos + 1, H, C / H,
-                       -1, d->scratch.p);
+        const float *qkv = d->qkv.p + (size_t)b * 3 * C;
+        memcpy(c->k + ((size_t)l * c->cap + c->pos) * C, qkv + C, C * sizeof(float));
+        memcpy(c->v + ((size_t)l * c->cap + c->pos) * C, qkv + 2 * C, C * sizeof(float));
     }
-    dec_linear(d, d->h.p, d->att.p, blk->proj.w, blk->proj.b, B, C, C, 1);
+    attend_job j = {.d = d, .q = d->qkv.p, .ldq = 3 * C, .B = B, .l = l, .kv = kv};
+    vgpt_pool_run(d->pool, attend_part, &j);
+    vgpt_linear_packed(d->h.p, d->att.p, &blk->packed_proj, B, VGPT_ACCUMULATE, d->pool);
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln2.scale, blk->ln2.shift, B, C, GPT_EPS);
-    dec_linear(d, d->hidden.p, d->xn.p, blk->fc1.w, blk->fc1.b, B, C, blk->fc1.out, 0);
-    vgpt_gelu_tanh(d->hidden.p, (size_t)B * blk->fc1.out);
-    dec_linear(d, d->h.p, d->hidden.p, blk->fc2.w, blk->fc2.b, B, blk->fc1.out, C, 1);
+    vgpt_linear_packed(d->hidden.p, d->xn.p, &blk->packed_fc1, B, VGPT_GELU_TANH, d->pool);
+    vgpt_linear_packed(d->h.p, d->hidden.p, &blk->packed_fc2, B, VGPT_ACCUMULATE, d->pool);
 }
 
 static int reserve(vgpt_decoder *d, int B, int max_ctx) {
@@ -147,9 +159,10 @@ static int reserve(vgpt_decoder *d, int B, int max_ctx) {
     int hidden = 4 * g->width;
     for (int j = 0; j < g->n_blocks; j++)
         if (!g->blocks[j].is_cross && g->blocks[j].fc1.out > hidden) hidden = g->blocks[j].fc1.out;
-    return vgpt_buf_get(&d->h, BC) && vgpt_buf_get(&d->xn, BC) && vgpt_buf_get(&d->q, BC) &&
-           vgpt_buf_get(&d->k, BC) && vgpt_buf_get(&d->v, BC) && vgpt_buf_get(&d->att, BC) &&
-           vgpt_buf_get(&d->hidden, (size_t)B * hidden) && vgpt_buf_get(&d->scratch, (size_t)max_ctx);
+    return vgpt_buf_get(&d->h, BC) && vgpt_buf_get(&d->xn, BC) && vgpt_buf_get(&d->qkv, 3 * BC) &&
+           vgpt_buf_get(&d->att, BC) &&
+           vgpt_buf_get(&d->hidden, (size_t)B * hidden) &&
+           vgpt_buf_get(&d->scratch, (size_t)vgpt_pool_size(d->pool) * (d->scratch_row = max_ctx));
 }
 
 int vgpt_decoder_step(vgpt_decoder *d, int B, const int32_t *token, vgpt_kv *const *kv,
@@ -181,6 +194,6 @@ int vgpt_decoder_step(vgpt_decoder *d, int B, const int32_t *token, vgpt_kv *con
     }
     for (int b = 0; b < B; b++) kv[b]->pos++;
     vgpt_layernorm(d->xn.p, d->h.p, g->ln_final.scale, g->ln_final.shift, B, C, GPT_EPS);
-    dec_linear(d, logits, d->xn.p, g->out_head, NULL, B, C, g->vocab, 0);
+    vgpt_linear_packed(logits, d->xn.p, &g->packed_head, B, 0, d->pool);
     return 0;
 }

@@ -29,8 +29,9 @@ struct vgpt_pool;
 
 typedef struct vgpt_decoder {
     const vgpt_model *m;
-    struct vgpt_pool *pool; /* threads for the skinny matrix products */
-    vgpt_buf h, xn, q, k, v, att, hidden, scratch, xvis;
+    struct vgpt_pool *pool; /* threads for the step's matrix products */
+    vgpt_buf h, xn, qkv, att, hidden, scratch, xvis;
+    int scratch_row; /* scratch holds one row of this many floats per thread */
 } vgpt_decoder;
 
 /* threads: cores for the step's matrix products (the caller is one of them). */

@@ -2,6 +2,7 @@
 #include "kernels.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -38,6 +39,44 @@ void vgpt_add(float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
 
+#ifdef __AVX512F__
+static float dot(const float *a, const float *b, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    if (i < n) {
+        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+#else
+static float dot(const float *a, const float *b, int n) {
+    float acc = 0.0f;
+    for (int i = 0; i < n; i++) acc += a[i] * b[i];
+    return acc;
+}
+#endif
+
+/* One query row (the decoder's new token): plain loops, since a BLAS call
+ * per head costs more than the arithmetic, and these run on pool threads. */
+static void attend_one(float *out, const float *q, const float *k, int ldk, const float *v, int ldv, int Tk, int H,
+                       int hd, float *scratch) {
+    // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (Tk)
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + h * hd;
+        for (int t = 0; t < Tk; t++) scratch[t] = scale * dot(qh, k + (size_t)t * ldk + h * hd, hd);
+        vgpt_softmax_rows(scratch, 1, Tk, NULL);
+        float *oh = out + h * hd;
+        for (int i = 0; i < hd; i++) oh[i] = 0.0f;
+        for (int t = 0; t < Tk; t++) {
+            const float *vt = v + (size_t)t * ldv + h * hd;
+            for (int i = 0; i < hd; i++) oh[i] += scratch[t] * vt[i];
+        }
+    }
+}
+
 void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                     const float *v, int ldv, int Tq, int Tk, int H, int hd,
                     int causal_offset, float *scratch) {
@@ -51,16 +90,12 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
             valid_buf[i] = n < Tk ? n : Tk;
         }
     }
+    if (Tq == 1) {
+        attend_one(out, q, k, ldk, v, ldv, use_valid ? valid_buf[0] : Tk, H, hd, scratch);
+        return;
+    }
     for (int h = 0; h < H; h++) {
         const float *qh = q + h * hd, *kh = k + h * hd, *vh = v + h * hd;
-        if (Tq == 1) {
-            int n = use_valid ? valid_buf[0] : Tk;
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, hd, scale, kh, ldk, qh, 1, 0.0f, scratch, 1);
-            vgpt_softmax_rows(scratch, 1, n, NULL);
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, 1.0f, vh, ldv, scratch, 1, 0.0f,
-                        out + h * hd, 1);
-            continue;
-        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hd, scale, qh, ldq, kh, ldk,
                     0.0f, scratch, Tk);
         vgpt_softmax_rows(scratch, Tq, Tk, use_valid ? valid_buf : NULL);

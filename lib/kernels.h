@@ -14,13 +14,6 @@
 void vgpt_linear(float *out, const float *inp, const float *weight, const float *bias,
                  int N, int C, int OC, int accumulate);
 
-struct vgpt_pool;
-#define VGPT_SKINNY_MAX 16
-/* The same product for N <= VGPT_SKINNY_MAX rows, streaming the weight once
- * and split across the pool's threads (see skinny.c). */
-void vgpt_linear_skinny(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
-                        int accumulate, struct vgpt_pool *pool);
-
 /* out (N,C) = LayerNorm(inp (N,C)) * scale + shift, biased variance. out may equal inp. */
 void vgpt_layernorm(float *out, const float *inp, const float *scale, const float *shift,
                     int N, int C, float eps);

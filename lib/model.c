@@ -478,13 +478,18 @@ int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err
         vgpt_model_free(m);
         return -1;
     }
-    fingerprint(m);
+    fingerprint(m); /* before packing: it reads bytes of every tensor */
+    if ((parts & VGPT_LOAD_DECODER) && vgpt_model_pack_decoder(m, err)) {
+        vgpt_model_free(m);
+        return -1;
+    }
     *out = m;
     return 0;
 }
 
 void vgpt_model_free(vgpt_model *m) {
     if (!m) return;
+    vgpt_model_unpack_decoder(m);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     vgpt_ckpt_close(m->ckpt);

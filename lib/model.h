@@ -12,6 +12,7 @@
 
 #include "ckpt.h"
 #include "err.h"
+#include "packed.h"
 
 #define VGPT_MAX_LAYERS 64
 #define VGPT_BOS 50256
@@ -50,6 +51,10 @@ typedef struct vgpt_block {
     vgpt_ln ln1, ln2;              /* cross block: ln1 = attn_norm */
     vgpt_lin q, k, v, proj;
     vgpt_lin fc1, fc2;             /* transformer blocks only */
+    /* What a decoding step multiplies by (see packed.c): self blocks stack
+     * W_query, W_key, W_value into one (3C,C) product; cross blocks pack
+     * W_query alone (their K/V are computed once per image from k, v). */
+    vgpt_packed packed_qkv, packed_proj, packed_fc1, packed_fc2;
 } vgpt_block;
 
 typedef struct vgpt_gpt {
@@ -57,6 +62,7 @@ typedef struct vgpt_gpt {
     const float *tok_emb, *pos_emb, *out_head; /* (V,C), (P,C), (V,C) */
     vgpt_block blocks[VGPT_MAX_LAYERS];        /* in checkpoint (forward) order */
     vgpt_ln ln_final;
+    vgpt_packed packed_head; /* out_head, packed */
 } vgpt_gpt;
 
 typedef struct vgpt_model {
@@ -76,6 +82,10 @@ enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3 };
 
 int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err);
 void vgpt_model_free(vgpt_model *m);
+
+/* model_pack.c: the packed_* weights of the decoder (called by load / free). */
+int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err);
+void vgpt_model_unpack_decoder(vgpt_model *m);
 
 /* One line describing the layout, for logs and --verbose. */
 void vgpt_model_describe(const vgpt_model *m, char *buf, int len);

@@ -1,7 +1,7 @@
 /* pool.h - a tiny fork-join thread pool for the decoder's matrix products.
  *
- * OpenBLAS is slow for the decoder's skinny products (1..16 rows against a
- * 768x50258 weight), so vgpt runs its own streaming kernel there, split
+ * OpenBLAS is slow for the decoder's few-row products (1..16 rows against a
+ * 768x50257 weight), so vgpt runs its own kernel there (packed.c), split
  * across cores by this pool.  Workers spin briefly between the ~100 jobs of
  * a decoding step, then sleep on a futex: no thread keeps a core busy
  * between batches (the oversubscription trap on small machines). */

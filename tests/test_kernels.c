@@ -6,6 +6,8 @@
 
 #include "check.h"
 #include "kernels.h"
+#include "packed.h"
+#include "pool.h"
 
 static float frand(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -120,7 +122,63 @@ static void test_attention(check_state *st, uint64_t *s) {
     CHECK(st, e < 1e-5, "causal multi-head attention (max err %.2g)", e);
     vgpt_attention(out, D, q + 4 * D, D, k, D, v, D, 1, 5, H, HD, -1, scratch);
     e = attention_err(q + 4 * D, k, v, out, 1, 5, H, HD, -1);
-    CHECK(st, e < 1e-5, "single-query attention over a cache (sgemv path, max err %.2g)", e);
+    CHECK(st, e < 1e-5, "single-query attention over a cache (max err %.2g)", e);
+    enum { H2 = 2, HD2 = 40, D2 = H2 * HD2 }; /* 40 = two full vectors and a masked tail */
+    float q2[D2], k2[T * D2], v2[T * D2], out2[D2];
+    fill(q2, D2, s, 1.0f);
+    fill(k2, T * D2, s, 1.0f);
+    fill(v2, T * D2, s, 1.0f);
+    vgpt_attention(out2, D2, q2, D2, k2, D2, v2, D2, 1, T, H2, HD2, -1, scratch);
+    e = attention_err(q2, k2, v2, out2, 1, T, H2, HD2, -1);
+    CHECK(st, e < 1e-5, "single-query attention, 40-wide heads (max err %.2g)", e);
+}
+
+/* The decoder's packed product: two weights stacked (as W_query | W_key),
+ * an output count that is not a whole number of panels, 1..19 rows. */
+static void test_packed(check_state *st, uint64_t *s, vgpt_pool *pool) {
+    enum { C = 37, R0 = 30, R1 = 41, OC = R0 + R1, MAXM = 19 };
+    static float w0[R0 * C], w1[R1 * C], b0[R0], b1[R1], x[MAXM * C], y[MAXM * OC], y1[OC], res[MAXM * OC];
+    fill(w0, R0 * C, s, 1.0f);
+    fill(w1, R1 * C, s, 1.0f);
+    fill(b0, R0, s, 1.0f);
+    fill(b1, R1, s, 1.0f);
+    fill(x, MAXM * C, s, 1.0f);
+    fill(res, MAXM * OC, s, 1.0f);
+    const float *ws[2] = {w0, w1}, *bs[2] = {b0, b1};
+    int rows[2] = {R0, R1};
+    vgpt_packed pk;
+    int packed = vgpt_pack(&pk, C, 2, ws, bs, rows) == 0; /* CHECK evaluates its condition twice */
+    CHECK(st, packed && pk.OC == OC, "pack two stacked weights");
+    if (!packed) return;
+    double worst = 0, worst_acc = 0, worst_gelu = 0;
+    int invariant = 1;
+    for (int M = 1; M <= MAXM; M++) {
+        vgpt_linear_packed(y, x, &pk, M, 0, pool);
+        for (int m = 0; m < M; m++)
+            for (int o = 0; o < OC; o++) {
+                const float *wr = o < R0 ? w0 + o * C : w1 + (o - R0) * C;
+                double acc = o < R0 ? b0[o] : b1[o - R0];
+                for (int c = 0; c < C; c++) acc += (double)x[m * C + c] * wr[c];
+                worst = fmax(worst, fabs(acc - y[m * OC + o]));
+            }
+        vgpt_linear_packed(y1, x + (M - 1) * C, &pk, 1, 0, pool);
+        for (int o = 0; o < OC; o++) invariant &= y1[o] == y[(M - 1) * OC + o];
+    }
+    CHECK(st, worst < 1e-4, "packed linear = x W^T + b for 1..%d rows (max err %.2g)", MAXM, worst);
+    CHECK(st, invariant, "packed linear: a row's result is bit-identical whatever the batch around it");
+    float acc[MAXM * OC], act[MAXM * OC];
+    for (int i = 0; i < MAXM * OC; i++) acc[i] = res[i];
+    vgpt_linear_packed(acc, x, &pk, MAXM, VGPT_ACCUMULATE, pool);
+    vgpt_linear_packed(act, x, &pk, MAXM, VGPT_GELU_TANH, pool);
+    for (int i = 0; i < MAXM * OC; i++) {
+        double v = y[i];
+        double g = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        worst_acc = fmax(worst_acc, fabs(acc[i] - (res[i] + y[i])));
+        worst_gelu = fmax(worst_gelu, fabs(act[i] - g));
+    }
+    CHECK(st, worst_acc < 1e-5, "packed linear with VGPT_ACCUMULATE adds to out (max err %.2g)", worst_acc);
+    CHECK(st, worst_gelu < 1e-5, "packed linear with VGPT_GELU_TANH applies GELU (max err %.2g)", worst_gelu);
+    vgpt_packed_free(&pk);
 }
 
 static void test_softmax(check_state *st) {
@@ -141,5 +199,8 @@ int main(void) {
     test_linear(&st, &s);
     test_attention(&st, &s);
     test_softmax(&st);
+    vgpt_pool *pool = vgpt_pool_new(2);
+    test_packed(&st, &s, pool);
+    vgpt_pool_free(pool);
     return check_exit(&st);
 }

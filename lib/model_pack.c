@@ -1,0 +1,58 @@
+/* model_pack.c - the decoder's weights, repacked once at load for the
+ * few-row products of a decoding step (packed.c says why).
+ *
+ * The packed copies replace the checkpoint's tensors for decoding, so the
+ * pages of the originals are handed back (vgpt_ckpt_release): the process
+ * holds one copy of the decoder weights, not two.  tok_emb stays readable
+ * for the embedding lookup; its pages come back one row at a time. */
+#include <string.h>
+
+#include "model.h"
+
+static int pack(vgpt_model *m, vgpt_packed *dst, int n, const vgpt_lin *const *lins, vgpt_err *err,
+                const char *what, int j) {
+    const float *w[3] = {0}, *b[3] = {0};
+    int rows[3] = {0};
+    for (int i = 0; i < n; i++) {
+        w[i] = lins[i]->w;
+        b[i] = lins[i]->b;
+        rows[i] = lins[i]->out;
+    }
+    if (vgpt_pack(dst, lins[0]->in, n, w, b, rows))
+        return vgpt_err_set(err, "%s: out of memory packing trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
+    for (int i = 0; i < n; i++)
+        vgpt_ckpt_release(m->ckpt, lins[i]->w, (size_t)lins[i]->out * lins[i]->in * sizeof(float));
+    return 0;
+}
+
+static int pack_block(vgpt_model *m, vgpt_block *blk, int j, vgpt_err *err) {
+    const vgpt_lin *qkv[3] = {&blk->q, &blk->k, &blk->v}, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
+    if (blk->is_cross) return pack(m, &blk->packed_qkv, 1, qkv, err, "att.W_query", j) ||
+                              pack(m, &blk->packed_proj, 1, &proj, err, "att.out_proj", j);
+    return pack(m, &blk->packed_qkv, 3, qkv, err, "att.W_query/W_key/W_value", j) ||
+           pack(m, &blk->packed_proj, 1, &proj, err, "att.out_proj", j) ||
+           pack(m, &blk->packed_fc1, 1, &fc1, err, "ff.layers.0", j) ||
+           pack(m, &blk->packed_fc2, 1, &fc2, err, "ff.layers.2", j);
+}
+
+int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
+    vgpt_gpt *g = &m->gpt;
+    for (int j = 0; j < g->n_blocks; j++)
+        if (pack_block(m, &g->blocks[j], j, err)) return -1;
+    const float *head = g->out_head;
+    int vocab = g->vocab;
+    if (vgpt_pack(&g->packed_head, g->width, 1, &head, NULL, &vocab))
+        return vgpt_err_set(err, "%s: out of memory packing out_head", vgpt_ckpt_path(m->ckpt));
+    vgpt_ckpt_release(m->ckpt, head, (size_t)vocab * g->width * sizeof(float));
+    return 0;
+}
+
+void vgpt_model_unpack_decoder(vgpt_model *m) {
+    vgpt_gpt *g = &m->gpt;
+    for (int j = 0; j < g->n_blocks; j++) {
+        vgpt_block *blk = &g->blocks[j];
+        vgpt_packed *all[] = {&blk->packed_qkv, &blk->packed_proj, &blk->packed_fc1, &blk->packed_fc2};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) vgpt_packed_free(all[i]);
+    }
+    vgpt_packed_free(&g->packed_head);
+}

@@ -1,0 +1,32 @@
+/* packed.h - decoder weights packed once for the few-row products of a
+ * decoding step (see packed.c for why). */
+#ifndef VGPT_PACKED_H
+#define VGPT_PACKED_H
+
+struct vgpt_pool;
+
+#define VGPT_PANEL 48 /* output columns per panel: three AVX-512 vectors */
+
+/* An (OC,C) nn.Linear weight as panels (ceil(OC/VGPT_PANEL), C, VGPT_PANEL),
+ * with its bias (OC) or NULL. */
+typedef struct vgpt_packed {
+    float *p, *bias;
+    int C, OC;
+} vgpt_packed;
+
+/* Packs n weights w[i] (rows[i], C), stacked in that order into one
+ * (sum rows, C) weight, with biases b[i] (b NULL = no bias).
+ * Returns -1 when out of memory. */
+int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows);
+void vgpt_packed_free(vgpt_packed *w);
+
+enum {
+    VGPT_ACCUMULATE = 1, /* out += the product (a residual connection) */
+    VGPT_GELU_TANH = 2,  /* out = GELU(product), GPT-2's tanh form */
+};
+
+/* out (M,OC) = inp (M,C) @ W^T + bias, any M, then what flags ask for.
+ * Split across the pool's threads. */
+void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, struct vgpt_pool *pool);
+
+#endif
