@@ -23,7 +23,7 @@ echo "== peak memory of vgpt-cli --in-process (fp32 checkpoint)" >&2
 list=$(mktemp)
 ls "$root"/examples/* | grep -E '\.(png|jpg)$' > "$list"
 size=$(stat -c %s "$ckdir/model.pth")
-/usr/bin/time -f '%M %e' -o "$out/time.txt" "$build/vgpt-cli" --model "$ckdir/model.pth" --threads 2 \
+/usr/bin/time -f '%M %e' -o "$out/time.txt" "$build/vgpt-cli" --in-process --model "$ckdir/model.pth" --threads 2 \
     --greedy --max-tokens 20 < "$list" > /dev/null
 read -r rss_kb secs < "$out/time.txt"
 echo "{\"bench\":\"memory\",\"peak_rss_mb\":$((rss_kb / 1024)),\"checkpoint_mb\":$((size / 1048576)),\"x_checkpoint\":$(awk "BEGIN{printf \"%.2f\", $rss_kb*1024/$size}"),\"wall_s\":$secs}" | tee -a "$res"
