@@ -4,8 +4,10 @@
 #include "inprocess.h"
 #include "options.h"
 #include "pipeline.h"
+#include "kernels.h"
 
 int main(int argc, char **argv) {
+    vgpt_blas_quiet(argv);
     cli_opts o;
     int rc = cli_parse(argc, argv, &o);
     if (rc == 1) return 0;

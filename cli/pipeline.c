@@ -270,10 +270,13 @@ static int connect_all(client *c, const char *argv0, vgpt_err *err) {
         if (n > 0) exe[n] = 0;
         else snprintf(exe, sizeof exe, "%s", argv0);
         dir = dirname(exe);
-        int half = o->threads / 2 > 0 ? o->threads / 2 : 1;
+        /* Each daemon gets every core by default: the encoder is busy most of
+         * the time and the decoder steps only while captions are live, so a
+         * fixed half each leaves a core idle (tools/bench_pipeline.sh measures
+         * the splits).  Idle threads sleep, none spin (vgpt_blas_quiet). */
         embedded_cfg cfg = {.bindir = dir, .model = o->model, .cache_dir = o->cache_dir,
-                            .enc_threads = o->enc_threads ? o->enc_threads : half,
-                            .dec_threads = o->dec_threads ? o->dec_threads : (o->threads - half > 0 ? o->threads - half : 1),
+                            .enc_threads = o->enc_threads ? o->enc_threads : o->threads,
+                            .dec_threads = o->dec_threads ? o->dec_threads : o->threads,
                             .batch = o->batch, .verbose = o->verbose};
         if (embedded_start(&c->emb, &cfg, 300, err)) return -1;
         c->embedded_on = 1;

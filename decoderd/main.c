@@ -16,6 +16,7 @@
 #include "node.h"
 #include "opts.h"
 #include "tokenizer.h"
+#include "kernels.h"
 
 #define MAX_BEAMS 64
 
@@ -240,6 +241,7 @@ static void step(dec_ctx *x) {
 }
 
 int main(int argc, char **argv) {
+    vgpt_blas_quiet(argv);
     dec_ctx x;
     memset(&x, 0, sizeof x);
     if (parse(argc, argv, &x.o)) return 2;

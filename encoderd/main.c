@@ -184,6 +184,7 @@ static void stats(enc_ctx *x, int force) {
 }
 
 int main(int argc, char **argv) {
+    vgpt_blas_quiet(argv);
     enc_ctx x;
     memset(&x, 0, sizeof x);
     if (parse(argc, argv, &x.o)) return 2;

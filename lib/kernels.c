@@ -4,13 +4,21 @@
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Debian's libopenblas exports this; declared here so cblas.h variants agree. */
 void openblas_set_num_threads(int num_threads);
 
 void vgpt_set_threads(int n) {
     openblas_set_num_threads(n > 0 ? n : 1);
+}
+
+void vgpt_blas_quiet(char **argv) {
+    if (getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)) return;
+    execv("/proc/self/exe", argv);
 }
 
 void vgpt_linear(float *out, const float *inp, const float *weight, const float *bias,

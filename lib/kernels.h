@@ -41,4 +41,13 @@ void vgpt_softmax_rows(float *x, int rows, int cols, const int *valid);
 /* Threads used by OpenBLAS for the matrix products. */
 void vgpt_set_threads(int n);
 
+/* OpenBLAS's idle threads spin for about 2^28 cycles (~0.1 s) after every
+ * call before they sleep: a whole core burnt between batches, taken from
+ * the decoder's threads in the same process and from the other daemons on
+ * the node.  OPENBLAS_THREAD_TIMEOUT=4 makes them sleep at once, but it is
+ * read only when the library loads, so when it is unset this sets it and
+ * re-executes the program (same pid, same argv).  Call it first in main();
+ * a value the user set is kept, and a failed exec just continues. */
+void vgpt_blas_quiet(char **argv);
+
 #endif

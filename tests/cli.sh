@@ -25,6 +25,21 @@ ok "no model exits 2 and says how to give one" "[ $rc = 2 ] && grep -q VGPT_MODE
 "$cli" --model "$tmp/nope.pth" < /dev/null > /dev/null 2> "$tmp/err"; rc=$?
 ok "a missing checkpoint exits 2 naming the file" "[ $rc = 2 ] && grep -q nope.pth '$tmp/err'"
 
+# OpenBLAS's idle threads must not spin between batches: vgpt-cli (and each
+# daemon) re-executes itself with OPENBLAS_THREAD_TIMEOUT set, keeping a user's value.
+mkfifo "$tmp/fifo"
+for want in 4 9; do
+    if [ "$want" = 4 ]; then env -u OPENBLAS_THREAD_TIMEOUT "$cli" --in-process --model "$m" < "$tmp/fifo" > /dev/null 2>&1 &
+    else OPENBLAS_THREAD_TIMEOUT=9 "$cli" --in-process --model "$m" < "$tmp/fifo" > /dev/null 2>&1 & fi
+    pid=$!
+    exec 9> "$tmp/fifo" # the cli now waits on stdin, after any re-exec
+    sleep 1
+    tr '\0' '\n' < /proc/$pid/environ > "$tmp/environ" 2>/dev/null
+    exec 9>&-
+    wait $pid
+    ok "vgpt-cli runs with OPENBLAS_THREAD_TIMEOUT=$want" "grep -qx 'OPENBLAS_THREAD_TIMEOUT=$want' '$tmp/environ'"
+done
+
 if [ ! -d "$imgs/good" ]; then echo "SKIP: $imgs not found: image tests not run"; exit 0; fi
 printf '%s\r\n' "$imgs/good/coffee.png" > "$tmp/list"
 printf '\n%s\n' "$imgs/bad/empty.jpg" "$imgs/good/rocket.jpg" "$tmp/does-not-exist.jpg" "$imgs/good/jellyfish.jpg" >> "$tmp/list"

@@ -205,6 +205,7 @@ static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_decoder 
 }
 
 int main(int argc, char **argv) {
+    vgpt_blas_quiet(argv);
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: vgpt-bench CKPT [THREADS]\n");
         return 2;
