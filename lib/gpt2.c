@@ -130,7 +130,7 @@ static void cross_block(vgpt_decoder *d, const vgpt_block *blk, int x, int B, co
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
     vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,C): q */
     attend_job j = {.d = d, .q = d->qkv.p, .ldq = C, .B = B, .x = x, .xkv = xkv};
-    vgpt_pool_run(d->pool, attend_part, &j);
+    vgpt_pool_run(B > 1 ? d->pool : NULL, attend_part, &j); /* one caption: not worth a wake-up */
     vgpt_linear_packed(d->h.p, d->att.p, &blk->packed_proj, B, VGPT_ACCUMULATE, d->pool);
 }
 
@@ -146,7 +146,7 @@ static void self_block(vgpt_decoder *d, const vgpt_block *blk, int l, int B, vgp
         memcpy(c->v + ((size_t)l * c->cap + c->pos) * C, qkv + 2 * C, C * sizeof(float));
     }
     attend_job j = {.d = d, .q = d->qkv.p, .ldq = 3 * C, .B = B, .l = l, .kv = kv};
-    vgpt_pool_run(d->pool, attend_part, &j);
+    vgpt_pool_run(B > 1 ? d->pool : NULL, attend_part, &j); /* one caption: not worth a wake-up */
     vgpt_linear_packed(d->h.p, d->att.p, &blk->packed_proj, B, VGPT_ACCUMULATE, d->pool);
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln2.scale, blk->ln2.shift, B, C, GPT_EPS);
     vgpt_linear_packed(d->hidden.p, d->xn.p, &blk->packed_fc1, B, VGPT_GELU_TANH, d->pool);

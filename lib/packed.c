@@ -147,6 +147,6 @@ static void packed_part(void *arg, int part, int n_parts) {
 void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, vgpt_pool *pool) {
     // inp is (M,C), w packs (OC,C), out is (M,OC)
     packed_job j = {out, inp, w, M, flags, 0};
-    if (w->OC <= VGPT_PANEL * CHUNK) pool = NULL; /* not worth waking anyone */
+    if ((size_t)M * w->C * w->OC < (1u << 18)) pool = NULL; /* ~10 us of work: not worth waking anyone */
     vgpt_pool_run(pool, packed_part, &j);
 }
