@@ -46,6 +46,16 @@ static void *own(binder *b, size_t bytes) {
     return mem;
 }
 
+int vgpt_model_free_owned(vgpt_model *m, const void *p) {
+    for (int i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p) {
+            free(m->owned[i]);
+            m->owned[i] = m->owned[--m->n_owned];
+            return 1;
+        }
+    return 0;
+}
+
 static float load_elem(const vgpt_tensor *t, int64_t idx) {
     switch (t->dtype) {
     case VGPT_DT_F32: return ((const float *)t->data)[idx];
@@ -70,6 +80,8 @@ static const float *materialize(binder *b, const vgpt_tensor *t) {
             idx[d] = 0;
         }
     }
+    /* the narrow original is not read again: its pages leave the resident set */
+    if (t->contiguous) vgpt_ckpt_release(b->m->ckpt, t->data, (size_t)t->numel * vgpt_dtype_size(t->dtype));
     return dst;
 }
 

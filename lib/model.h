@@ -83,7 +83,13 @@ enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3 };
 int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err);
 void vgpt_model_free(vgpt_model *m);
 
-/* model_pack.c: the packed_* weights of the decoder (called by load / free). */
+/* Frees p if it is one of the model's widened copies; returns 1 if it was. */
+int vgpt_model_free_owned(vgpt_model *m, const void *p);
+
+/* model_pack.c: the packed_* weights of the decoder (called by load / free).
+ * The weights packed are then dropped: a widened copy is freed and its
+ * pointer set to NULL; an in-place fp32 tensor keeps its pointer and its
+ * pages are released (tok_emb, which the head may share, stays readable). */
 int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err);
 void vgpt_model_unpack_decoder(vgpt_model *m);
 

@@ -9,7 +9,15 @@
 
 #include "model.h"
 
-static int pack(vgpt_model *m, vgpt_packed *dst, int n, const vgpt_lin *const *lins, vgpt_err *err,
+/* *w (rows*cols floats) is no longer needed in its checkpoint layout. */
+static void drop(vgpt_model *m, const float **w, size_t n) {
+    if (vgpt_model_free_owned(m, *w))
+        *w = NULL;
+    else
+        vgpt_ckpt_release(m->ckpt, *w, n * sizeof(float));
+}
+
+static int pack(vgpt_model *m, vgpt_packed *dst, int n, vgpt_lin *const *lins, vgpt_err *err,
                 const char *what, int j) {
     const float *w[3] = {0}, *b[3] = {0};
     int rows[3] = {0};
@@ -20,13 +28,12 @@ static int pack(vgpt_model *m, vgpt_packed *dst, int n, const vgpt_lin *const *l
     }
     if (vgpt_pack(dst, lins[0]->in, n, w, b, rows))
         return vgpt_err_set(err, "%s: out of memory packing trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
-    for (int i = 0; i < n; i++)
-        vgpt_ckpt_release(m->ckpt, lins[i]->w, (size_t)lins[i]->out * lins[i]->in * sizeof(float));
+    for (int i = 0; i < n; i++) drop(m, &lins[i]->w, (size_t)lins[i]->out * lins[i]->in);
     return 0;
 }
 
 static int pack_block(vgpt_model *m, vgpt_block *blk, int j, vgpt_err *err) {
-    const vgpt_lin *qkv[3] = {&blk->q, &blk->k, &blk->v}, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
+    vgpt_lin *qkv[3] = {&blk->q, &blk->k, &blk->v}, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
     if (blk->is_cross) return pack(m, &blk->packed_qkv, 1, qkv, err, "att.W_query", j) ||
                               pack(m, &blk->packed_proj, 1, &proj, err, "att.out_proj", j);
     return pack(m, &blk->packed_qkv, 3, qkv, err, "att.W_query/W_key/W_value", j) ||
@@ -43,7 +50,10 @@ int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
     int vocab = g->vocab;
     if (vgpt_pack(&g->packed_head, g->width, 1, &head, NULL, &vocab))
         return vgpt_err_set(err, "%s: out of memory packing out_head", vgpt_ckpt_path(m->ckpt));
-    vgpt_ckpt_release(m->ckpt, head, (size_t)vocab * g->width * sizeof(float));
+    if (m->tied)
+        vgpt_ckpt_release(m->ckpt, head, (size_t)vocab * g->width * sizeof(float)); /* tok_emb stays */
+    else
+        drop(m, &g->out_head, (size_t)vocab * g->width);
     return 0;
 }
 
