@@ -241,23 +241,6 @@ static int write_file(const char *dir, const char *name, const char *text) {
     return fclose(f);
 }
 
-static int make_dir(char *dir, size_t cap) {
-    const char *cache = getenv("VGPT_CACHE");
-    char exe[4096], base[4096];
-    if (cache && *cache) snprintf(base, sizeof base, "%s", cache);
-    else {
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n <= 0) return -1;
-        exe[n] = 0;
-        for (int up = 0; up < 3; up++) *strrchr(exe, '/') = 0; /* <repo>/build/tests/x -> <repo> */
-        snprintf(base, sizeof base, "%.4000s/build/cache", exe);
-    }
-    char cmd[8300];
-    snprintf(dir, cap, "%.4000s/test_json.%d", base, (int)getpid());
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static int load_cfg(const char *dir, const char *json, vgpt_config *cfg, vgpt_err *err) {
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/model.pt", dir);
@@ -272,7 +255,7 @@ static int load_cfg(const char *dir, const char *json, vgpt_config *cfg, vgpt_er
 
 static void test_config(check_state *st) {
     char dir[4096];
-    if (make_dir(dir, sizeof dir)) { CHECK(st, 0, "config: cannot create a scratch dir"); return; }
+    if (check_scratch_dir(dir, sizeof dir, "test_json")) { CHECK(st, 0, "config: cannot create a scratch dir"); return; }
     vgpt_config cfg;
     vgpt_err err = {{0}};
     int rc = load_cfg(dir, NULL, &cfg, &err);

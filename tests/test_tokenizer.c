@@ -4,6 +4,7 @@
  * a tokenizer/vocab.json beside the checkpoint wins, and 2000 random ids
  * decode exactly like a Python reference run at test time. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,22 +126,6 @@ static void test_bytes(check_state *st, const vgpt_tok *t, const vgpt_json *voca
     CHECK(st, decodes_to(t, mix, 5, "\xEF\xBF\xBD" "A\xEF\xBF\xBD \xEF\xBF\xBD"), "tok: E2 'A' FF ' ' 82 -> FFFD A FFFD ' ' FFFD");
     int32_t trim[] = {sp, e2, sp};
     CHECK(st, decodes_to(t, trim, 3, "\xEF\xBF\xBD"), "tok: trimming around a replaced byte");
-}
-
-static int make_dir(char *dir, size_t cap, const char *leaf) {
-    const char *cache = getenv("VGPT_CACHE");
-    char base[4096], exe[4096], cmd[8400];
-    if (cache && *cache) snprintf(base, sizeof base, "%s", cache);
-    else {
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n <= 0) return -1;
-        exe[n] = 0;
-        for (int up = 0; up < 3; up++) *strrchr(exe, '/') = 0; /* <repo>/build/tests/x -> <repo> */
-        snprintf(base, sizeof base, "%.4000s/build/cache", exe);
-    }
-    snprintf(dir, cap, "%.4000s/test_tokenizer.%d%s", base, (int)getpid(), leaf);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static int write_text(const char *path, const char *text) {
@@ -304,10 +289,11 @@ int main(int argc, char **argv) {
     vgpt_json_doc *doc = NULL;
     rc = vgpt_json_parse_file(vgpt_tok_path(t), &doc, &err);
     CHECK(&st, rc == 0 && vgpt_json_root(doc)->n == 50257, "vocab: encoder.json has 50257 entries");
-    char dir[4096];
-    int have_dir = make_dir(dir, sizeof dir, "/tokenizer") == 0;
+    char dir[4096], sub[4200];
+    int have_dir = check_scratch_dir(dir, sizeof dir, "test_tokenizer") == 0;
+    snprintf(sub, sizeof sub, "%s/tokenizer", dir);
+    have_dir = have_dir && mkdir(sub, 0700) == 0;
     CHECK(&st, have_dir, "tok: scratch dir created");
-    if (have_dir) *strrchr(dir, '/') = 0;
     if (rc == 0) {
         test_known(&st, t, vgpt_json_root(doc));
         test_bytes(&st, t, vgpt_json_root(doc));
@@ -315,8 +301,6 @@ int main(int argc, char **argv) {
     if (have_dir) {
         test_local_vocab(&st, argv[0], dir);
         test_python(&st, t, dir);
-        char sub[4200];
-        snprintf(sub, sizeof sub, "%s/tokenizer", dir);
         rmdir(sub);
         rmdir(dir);
     }
