@@ -33,10 +33,15 @@ deps:
 deps-test:
 	@tools/deps.sh test
 
-$(B)/obj/%.o: %.c $(wildcard lib/*.h)
+$(B)/obj/%.o: %.c $(wildcard lib/*.h) | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) $(VIPS_CFLAGS) -c $< -o $@
+
+# Without libvips-dev the compiler's first error would be "glib.h: No such file".
+$(B)/.deps-ok:
+	@pkg-config --exists vips || { echo "vgpt: libvips-dev (and the other build packages) are missing: run 'make deps' as root, or 'make demo' / 'make test', which install them" >&2; exit 1; }
+	@mkdir -p $(dir $@) && touch $@
 
 $(B)/libvgpt.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -87,10 +92,14 @@ test: deps-test
 	VGPT_BUILD=$(CURDIR)/build VGPT_SAN_BUILD=$(CURDIR)/build-san \
 	    tests/run.sh $(TEST_BIN) $(TEST_BIN:$(B)/%=build-san/%)
 
-bench: deps-test all
+# demo and bench build in a second make: this one parsed the Makefile (and ran
+# pkg-config for libvips) before deps had installed anything.
+bench: deps-test
+	$(MAKE) all
 	tools/bench.sh
 
-demo: deps all
+demo: deps
+	$(MAKE) all
 	tools/demo.sh
 
 # install: binaries, tokenizer data in share/vgpt (found as <bin>/../share/vgpt),

@@ -92,6 +92,7 @@ static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, F
     }
     if (n_ok && caption_batch(e, o, res, n_ok, &err))
         for (int i = 0; i < n_ok; i++) res[e->slot[i]].error = strdup(err.msg);
+    cli_progress_clear(pg);
     for (int i = 0; i < n; i++) {
         cli_print_result(out, o->format, &res[i]);
         failed += res[i].error != NULL;

@@ -48,14 +48,27 @@ double cli_now(void) {
 void cli_progress_start(cli_progress *p, int setting) {
     memset(p, 0, sizeof *p);
     p->enabled = setting < 0 ? isatty(STDERR_FILENO) : setting;
+    /* Result lines and the progress line share one screen only when both
+     * streams are terminals; then the line is erased before results and
+     * redrawn after them (as apt or pv do). Files and pipes are untouched. */
+    p->shared_tty = p->enabled && isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
     p->t0 = cli_now();
+    cli_progress_update(p, 0); /* on screen from the start, before the model loads */
+}
+
+void cli_progress_clear(cli_progress *p) {
+    if (!p->shared_tty || !p->drawn) return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    p->drawn = 0;
 }
 
 void cli_progress_update(cli_progress *p, int final) {
     if (!p->enabled) return;
     double dt = cli_now() - p->t0;
-    fprintf(stderr, "\r%ld done, %ld errors, %.2f images/s, %.0f s", p->done, p->errors,
-            dt > 0 ? p->done / dt : 0.0, dt);
+    fprintf(stderr, "\r%ld done, %ld errors, %.2f images/s, %.0f s%s", p->done, p->errors,
+            dt > 0 ? p->done / dt : 0.0, dt, p->shared_tty ? "\033[K" : "");
+    p->drawn = !final;
     if (final) fputc('\n', stderr);
     fflush(stderr);
 }

@@ -21,12 +21,16 @@ void cli_result_clear(cli_result *r);
 
 typedef struct cli_progress {
     int enabled;
+    int shared_tty; /* stdout and stderr are both terminals */
+    int drawn;      /* the line is on screen now */
     long done, errors;
     double t0;
 } cli_progress;
 
 void cli_progress_start(cli_progress *p, int setting);
 void cli_progress_update(cli_progress *p, int final);
+/* Erases the progress line before result lines go to the same terminal. */
+void cli_progress_clear(cli_progress *p);
 double cli_now(void);
 
 #endif

@@ -188,6 +188,7 @@ static void drain_results(client *c, int timeout_ms) {
 /* Prints the finished prefix, in input order, and forgets it. */
 static void flush_done(client *c, FILE *out) {
     size_t k = 0;
+    if (c->n && c->items[0].state == DONE) cli_progress_clear(&c->pg);
     while (k < c->n && c->items[k].state == DONE) {
         cli_print_result(out, c->o->format, &c->items[k].res);
         c->failed += c->items[k].res.error != NULL;

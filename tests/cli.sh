@@ -69,3 +69,18 @@ ok "sampling with a seed repeats exactly, whatever the batch size" "cmp -s '$tmp
 "$cli" --model "$m" --max-tokens 8 --batch 1 < "$tmp/good" > "$tmp/b1" 2>/dev/null
 "$cli" --model "$m" --max-tokens 8 --batch 3 < "$tmp/good" > "$tmp/b3" 2>/dev/null
 ok "default beam search gives the same captions at batch 1 and 3" "cmp -s '$tmp/b1' '$tmp/b3'"
+
+# On a terminal the progress line (stderr) and the result lines (stdout) share
+# one screen: the progress line must be erased before results and redrawn
+# after, never left glued to the front of a result line.  tests/ref/tty_render.py
+# replays the bytes the way a terminal draws them (CR, erase-to-end-of-line).
+for mode in "" "--in-process"; do
+    script -q -e -c "'$cli' $mode --model '$m' --greedy --max-tokens 4 --batch 1 --progress < '$tmp/good'" "$tmp/tty" > /dev/null 2>&1
+    /usr/bin/python3 "$root/tests/ref/tty_render.py" "$tmp/tty" > "$tmp/screen"
+    ok "on a terminal ${mode:-(pipeline)} each result line starts with its path" \
+        "[ \$(grep -c \$'\t' '$tmp/screen') = \$(wc -l < '$tmp/good') ] && ! grep \$'\t' '$tmp/screen' | grep -qv '^/'"
+    ok "on a terminal ${mode:-(pipeline)} the progress line never shares a line with a result" \
+        "grep -q 'images/s' '$tmp/screen' && ! grep 'images/s' '$tmp/screen' | grep -q \$'\t'"
+done
+"$cli" --in-process --model "$m" --greedy --max-tokens 4 --progress < "$tmp/good" > "$tmp/out.file" 2> "$tmp/err.file"
+ok "into a file the results carry no terminal escapes" "! grep -q \$'\033' '$tmp/out.file' && ! grep -q \$'\033' '$tmp/err.file'"

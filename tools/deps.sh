@@ -6,7 +6,7 @@
 set -eu
 pkgs="build-essential pkg-config libopenblas-dev libzmq3-dev libmsgpack-dev libvips-dev liblmdb-dev libsystemd-dev python3"
 if [ "${1:-}" = test ]; then
-    pkgs="$pkgs clang libclang-rt-dev python3-torch python3-torchvision python3-numpy python3-pil iproute2 systemd time bc"
+    pkgs="$pkgs clang libclang-rt-dev python3-torch python3-torchvision python3-numpy python3-pil iproute2 procps systemd time bc"
 fi
 missing=""
 for p in $pkgs; do
