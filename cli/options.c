@@ -17,8 +17,8 @@ static const char usage_text[] =
     "\n"
     "Model:\n"
     "  -m, --model PATH       checkpoint (.pth, fp32 or fp16); default $VGPT_MODEL.\n"
-    "                         config.json and tokenizer/vocab.json beside it are used\n"
-    "                         when present.\n"
+    "                         config.json and the tokenizer/ folder beside it are used\n"
+    "                         when present (a malformed one is an error).\n"
     "\n"
     "Pipeline (default: an embedded private pipeline of preprocd, encoderd and\n"
     "decoderd on ipc:// sockets, started and stopped by vgpt-cli):\n"
@@ -64,7 +64,9 @@ static const char usage_text[] =
     "      --top-k K          keep the K most likely tokens, 0 = all (implies --sample)\n"
     "      --top-p P          nucleus sampling threshold in (0,1] (implies --sample)\n"
     "      --seed N           sampling seed: the same seed gives the same caption (default 0)\n"
-    "      --max-tokens N     at most N new tokens (default 50)\n"
+    "      --max-tokens N     at most N new tokens (default 50); more than the model's\n"
+    "                         context (256 for the published model) is a usage error,\n"
+    "                         the default is capped to it quietly\n"
     "      --no-repeat-ngram N  forbid any N-gram from appearing twice; 0 = off\n"
     "                         (default 3 for beam search, 0 for greedy and sampling)\n"
     "      --length-penalty A beam score = sum(log p) / length^A (default 1.0)\n"
@@ -170,6 +172,7 @@ static int decode_opt(int c, const char *arg, cli_opts *o, int *mode, int *ngram
     case OPT_MAXTOK:
         if (parse_long(arg, 1, 100000, &l)) return bad("max-tokens", arg, "a positive integer");
         o->gen.max_tokens = (int)l;
+        o->max_tokens_given = 1;
         return 0;
     case OPT_NGRAM:
         if (parse_long(arg, 0, 1000, &l)) return bad("no-repeat-ngram", arg, "a non-negative integer");

@@ -12,6 +12,7 @@ typedef struct cli_opts {
     const char *model;     /* --model or $VGPT_MODEL */
     out_format format;
     vgpt_gen_opts gen;
+    int max_tokens_given;  /* --max-tokens was on the command line (else 50, clamped quietly) */
     vgpt_image_opts image;
     int in_process;        /* --in-process: everything in this process */
     const char *connect;   /* --connect: preprocd endpoint(s) of running daemons */

@@ -49,6 +49,7 @@ typedef struct dec_ctx {
     const vgpt_xkv **xkv;
     float *logits, *vis;
     uint64_t captions, steps, seqs_stepped;
+    int warned_max_tokens; /* a clamped max_tokens is logged once, not per request */
 } dec_ctx;
 
 static const char usage_text[] =
@@ -69,6 +70,9 @@ static const char usage_text[] =
     "                         logged). All three together turn CURVE on for every socket;\n"
     "                         see README \"Deployment\"\n"
     "  -h, --help             this text\n"
+    "\n"
+    "A request's max_tokens beyond the model's context is clamped to the context\n"
+    "(with a warning logged once).\n"
     "\n"
     "Signals: SIGTERM/SIGINT finish the captions in progress, then exit 0.\n"
     "Readiness: READY=1 to $NOTIFY_SOCKET once the model is loaded (systemd Type=notify).\n";
@@ -143,6 +147,12 @@ static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
                             x->model->gpt.width);
     if (seats(&m->gen) > MAX_BEAMS)
         return vgpt_err_set(err, "%d beams requested, this decoder allows at most %d", m->gen.beams, MAX_BEAMS);
+    int ctx = x->model->gpt.context;
+    if (m->gen.max_tokens > ctx && !x->warned_max_tokens) {
+        x->warned_max_tokens = 1;
+        fprintf(stderr, "decoderd: warning: a request asks for up to %d new tokens but the model's context is %d; "
+                "captions stop at %d tokens (logged once)\n", m->gen.max_tokens, ctx, ctx);
+    }
     const float *vis = t->data;
     float *widened = NULL;
     if (t->dtype == VGPT_WIRE_F16) {

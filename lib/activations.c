@@ -45,10 +45,10 @@ void vgpt_gelu_tanh(float *x, size_t n) {
     }
 }
 
-void vgpt_softmax_rows(float *x, int rows, int cols, const int *valid) {
+void vgpt_softmax_rows(float *x, int rows, int cols, int causal_offset) {
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * cols;
-        int n = valid ? valid[r] : cols;
+        int n = causal_offset >= 0 && causal_offset + r + 1 < cols ? causal_offset + r + 1 : cols;
         float mx = -FLT_MAX;
         for (int i = 0; i < n; i++) mx = row[i] > mx ? row[i] : mx;
         float sum = 0.0f;

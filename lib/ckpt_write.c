@@ -3,7 +3,11 @@
  * Layout written, in order: one stored entry per storage ("<top>/data/<k>",
  * data 64-byte aligned), "<top>/data.pkl", "<top>/version" = "3\n",
  * "<top>/byteorder" = "little", the central directory, a zip64 end record +
- * locator (as torch writes them) and the classic end record. */
+ * locator (as torch writes them) and the classic end record.
+ *
+ * The pickle is built at finish from the tensor list; the training wrapper's
+ * other keys are pickled when they are set (vgpt_ckpt_writer_set_training),
+ * so the caller's config tree need not outlive that call. */
 #include "ckpt_write.h"
 
 #include <errno.h>
@@ -17,15 +21,20 @@
 
 typedef struct buf { uint8_t *p; size_t n, cap; int oom; } buf;
 
+/* A loss saved from the training loop lives on the GPU it was computed on. */
+#define LOSS_LOCATION "cuda:0"
+
 typedef struct wentry { char *name; uint64_t off, size; uint32_t crc; } wentry;
-typedef struct wstorage { vgpt_dtype dtype; int64_t numel; } wstorage;
+typedef struct wstorage { vgpt_dtype dtype; int64_t numel; const char *location; } wstorage;
 typedef struct wtensor { char *name; size_t storage; int ndim; int64_t shape[VGPT_MAX_DIMS]; } wtensor;
 
 struct vgpt_ckpt_writer {
     char *path, *tmp;
     FILE *f;
     uint64_t pos;         /* bytes written so far */
-    int force_zip64;
+    int force_zip64, bare;
+    int training;         /* tail holds the training wrapper's other keys */
+    buf tail;
     char top[128];        /* archive folder: the file's stem, as torch names it */
     wentry *e;
     size_t ne, cape;
@@ -195,11 +204,20 @@ static void pk_int(buf *b, int64_t v) {
     else { put8(b, 0x8a); put8(b, 8); put64(b, (uint64_t)v); } /* LONG1 */
 }
 
-static void pk_str(buf *b, const char *s) {
-    size_t n = strlen(s);
+static void pk_strn(buf *b, const char *s, size_t n) {
     put8(b, 'X');
     put32(b, (uint32_t)n);
     put(b, s, n);
+}
+
+static void pk_str(buf *b, const char *s) { pk_strn(b, s, strlen(s)); }
+
+/* BINFLOAT: a big-endian IEEE double. */
+static void pk_float(buf *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    put8(b, 'G');
+    for (int i = 7; i >= 0; i--) put8(b, (unsigned)(u >> (8 * i)) & 0xff);
 }
 
 static void pk_global(buf *b, const char *mod, const char *name) {
@@ -217,29 +235,29 @@ static void pk_tuple(buf *b, const int64_t *v, int n) {
     put8(b, n == 1 ? 0x85 : n == 2 ? 0x86 : n == 3 ? 0x87 : 't');
 }
 
-/* name: _rebuild_tensor_v2(persid(('storage', torch.XStorage, key, 'cpu',
- * numel)), 0, shape, stride, False, OrderedDict()) */
-static void pk_tensor(buf *b, const vgpt_ckpt_writer *w, const wtensor *t) {
-    const wstorage *s = &w->s[t->storage];
+/* _rebuild_tensor_v2(persid(('storage', torch.XStorage, key, location,
+ * numel)), 0, shape, stride, requires_grad, OrderedDict()) */
+static void pk_rebuild(buf *b, const vgpt_ckpt_writer *w, size_t storage, int ndim, const int64_t *shape,
+                       int requires_grad) {
+    const wstorage *s = &w->s[storage];
     int64_t stride[VGPT_MAX_DIMS], acc = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) { stride[d] = acc; acc *= t->shape[d]; }
+    for (int d = ndim - 1; d >= 0; d--) { stride[d] = acc; acc *= shape[d]; }
     char key[32];
-    snprintf(key, sizeof key, "%zu", t->storage);
-    pk_str(b, t->name);
+    snprintf(key, sizeof key, "%zu", storage);
     pk_global(b, "torch._utils", "_rebuild_tensor_v2");
     put8(b, '(');
     put8(b, '(');
     pk_str(b, "storage");
     pk_global(b, "torch", s->dtype == VGPT_DT_F16 ? "HalfStorage" : "FloatStorage");
     pk_str(b, key);
-    pk_str(b, "cpu");
+    pk_str(b, s->location);
     pk_int(b, s->numel);
     put8(b, 't');
     put8(b, 'Q');
     pk_int(b, 0);
-    pk_tuple(b, t->shape, t->ndim);
-    pk_tuple(b, stride, t->ndim);
-    put8(b, 0x89); /* requires_grad=False */
+    pk_tuple(b, shape, ndim);
+    pk_tuple(b, stride, ndim);
+    put8(b, requires_grad ? 0x88 : 0x89); /* NEWTRUE / NEWFALSE */
     pk_global(b, "collections", "OrderedDict");
     put8(b, ')');
     put8(b, 'R');
@@ -247,20 +265,56 @@ static void pk_tensor(buf *b, const vgpt_ckpt_writer *w, const wtensor *t) {
     put8(b, 'R');
 }
 
-static void build_pickle(buf *b, const vgpt_ckpt_writer *w) {
-    put8(b, 0x80);
-    put8(b, 2);
-    put8(b, '}');
-    pk_str(b, "model_state_dict");
+/* OrderedDict(name -> tensor) */
+static void pk_state_dict(buf *b, const vgpt_ckpt_writer *w) {
     pk_global(b, "collections", "OrderedDict");
     put8(b, ')');
     put8(b, 'R');
-    if (w->nt) {
+    if (!w->nt) return;
+    put8(b, '(');
+    for (size_t i = 0; i < w->nt; i++) {
+        pk_str(b, w->t[i].name);
+        pk_rebuild(b, w, w->t[i].storage, w->t[i].ndim, w->t[i].shape, 0);
+    }
+    put8(b, 'u');
+}
+
+/* A JSON value as json.load would give it (see ckpt_write.h); depth is
+ * bounded by the JSON parser. */
+static void pk_json(buf *b, const vgpt_json *v) {
+    switch (v->type) {
+    case VGPT_JSON_NULL: put8(b, 'N'); break;
+    case VGPT_JSON_BOOL: put8(b, v->boolean ? 0x88 : 0x89); break;
+    case VGPT_JSON_NUMBER: if (v->is_int) pk_int(b, v->i); else pk_float(b, v->num); break;
+    case VGPT_JSON_STRING: pk_strn(b, v->str, v->len); break;
+    case VGPT_JSON_ARRAY:
+    case VGPT_JSON_OBJECT: {
+        int obj = v->type == VGPT_JSON_OBJECT;
+        put8(b, obj ? '}' : ']');
+        if (!v->n) break;
         put8(b, '(');
-        for (size_t i = 0; i < w->nt; i++) pk_tensor(b, w, &w->t[i]);
+        for (size_t i = 0; i < v->n; i++) {
+            if (obj) pk_strn(b, v->kids[i].key, v->kids[i].key_len);
+            pk_json(b, &v->kids[i]);
+        }
+        put8(b, obj ? 'u' : 'e'); /* SETITEMS / APPENDS */
+        break;
+    }
+    }
+}
+
+static void build_pickle(buf *b, const vgpt_ckpt_writer *w) {
+    put8(b, 0x80);
+    put8(b, 2);
+    if (w->bare) pk_state_dict(b, w);
+    else {
+        put8(b, '}');
+        put8(b, '(');
+        pk_str(b, "model_state_dict");
+        pk_state_dict(b, w);
+        if (w->training) put(b, w->tail.p, w->tail.n);
         put8(b, 'u');
     }
-    put8(b, 's');
     put8(b, '.');
 }
 
@@ -272,6 +326,7 @@ static void free_writer(vgpt_ckpt_writer *w) {
     free(w->e);
     free(w->s);
     free(w->t);
+    free(w->tail.p);
     free(w->path);
     free(w->tmp);
     free(w);
@@ -301,6 +356,7 @@ int vgpt_ckpt_writer_open(const char *path, int flags, vgpt_ckpt_writer **out, v
     }
     snprintf(w->tmp, n, "%s.tmp%ld", path, (long)getpid());
     w->force_zip64 = flags & VGPT_CKPT_WRITE_ZIP64;
+    w->bare = !!(flags & VGPT_CKPT_WRITE_BARE);
     set_top(w, path);
     crc_init(w->crc);
     if (!(w->f = fopen(w->tmp, "wb"))) {
@@ -338,6 +394,16 @@ static wtensor *new_tensor(vgpt_ckpt_writer *w, const char *name, vgpt_err *err)
     return t;
 }
 
+/* Appends storage w->ns and streams its bytes to "data/<index>". */
+static int add_storage(vgpt_ckpt_writer *w, vgpt_dtype dtype, int64_t numel, const char *location, const void *data,
+                       vgpt_err *err) {
+    if (grow(&w->s, &w->caps, w->ns + 1, sizeof *w->s)) return vgpt_err_set(err, "%s: out of memory", w->path);
+    char rel[40];
+    snprintf(rel, sizeof rel, "data/%zu", w->ns);
+    w->s[w->ns++] = (wstorage){dtype, numel, location};
+    return write_entry(w, rel, data, (uint64_t)numel * vgpt_dtype_size(dtype), err);
+}
+
 int vgpt_ckpt_writer_add(vgpt_ckpt_writer *w, const char *name, vgpt_dtype dtype, int ndim, const int64_t *shape,
                          const void *data, vgpt_err *err) {
     if (dtype != VGPT_DT_F32 && dtype != VGPT_DT_F16)
@@ -351,16 +417,14 @@ int vgpt_ckpt_writer_add(vgpt_ckpt_writer *w, const char *name, vgpt_dtype dtype
             return vgpt_err_set(err, "%s: tensor '%s': bad shape", w->path, name);
         numel *= shape[d];
     }
-    if (grow(&w->s, &w->caps, w->ns + 1, sizeof *w->s)) return vgpt_err_set(err, "%s: out of memory", w->path);
+    if (grow(&w->s, &w->caps, w->ns + 1, sizeof *w->s)) /* so that t never names a missing storage */
+        return vgpt_err_set(err, "%s: out of memory", w->path);
     wtensor *t = new_tensor(w, name, err);
     if (!t) return -1;
     t->storage = w->ns;
     t->ndim = ndim;
     for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
-    w->s[w->ns++] = (wstorage){dtype, numel};
-    char rel[40];
-    snprintf(rel, sizeof rel, "data/%zu", t->storage);
-    return write_entry(w, rel, data, (uint64_t)numel * vgpt_dtype_size(dtype), err);
+    return add_storage(w, dtype, numel, "cpu", data, err);
 }
 
 int vgpt_ckpt_writer_tie(vgpt_ckpt_writer *w, const char *name, const char *existing, vgpt_err *err) {
@@ -373,6 +437,29 @@ int vgpt_ckpt_writer_tie(vgpt_ckpt_writer *w, const char *name, const char *exis
     t->storage = s->storage;
     t->ndim = s->ndim;
     memcpy(t->shape, s->shape, sizeof t->shape);
+    return 0;
+}
+
+int vgpt_ckpt_writer_set_training(vgpt_ckpt_writer *w, const vgpt_ckpt_training *t, vgpt_err *err) {
+    if (w->bare) return vgpt_err_set(err, "%s: a bare state dict has no training wrapper", w->path);
+    if (w->training) return vgpt_err_set(err, "%s: training wrapper set twice", w->path);
+    if (!t->config || t->config->type != VGPT_JSON_OBJECT)
+        return vgpt_err_set(err, "%s: training wrapper: config must be a JSON object, got %s", w->path,
+                            t->config ? vgpt_json_type_name(t->config->type) : "nothing");
+    if (!t->model_class) return vgpt_err_set(err, "%s: training wrapper: no model_class", w->path);
+    size_t loss_storage = w->ns;
+    if (add_storage(w, VGPT_DT_F32, 1, LOSS_LOCATION, &t->loss, err)) return -1;
+    buf *b = &w->tail;
+    pk_str(b, "config");
+    pk_json(b, t->config);
+    pk_str(b, "epoch");
+    pk_int(b, t->epoch);
+    pk_str(b, "loss");
+    pk_rebuild(b, w, loss_storage, 0, NULL, 1);
+    pk_str(b, "model_class");
+    pk_str(b, t->model_class);
+    if (b->oom) return vgpt_err_set(err, "%s: out of memory", w->path);
+    w->training = 1;
     return 0;
 }
 

@@ -12,7 +12,7 @@
 
 #define VGPT_CONFIG_MAX_CROSS 32
 
-typedef struct {
+typedef struct vgpt_config {
     /* -1 when absent (or null) in config.json, or when there is no config.json */
     int n_heads, perceiver_heads, perceiver_dim_head, vision_num_heads;
     int context_length, vocab_size, emb_dim, n_layers;

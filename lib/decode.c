@@ -75,44 +75,60 @@ int vgpt_top_k(const float *x, int V, int k, cand *out) {
     return n;
 }
 
-int vgpt_sample_token(float *logits, int V, const vgpt_gen_opts *o, uint64_t *rng) {
-    if (o->temperature <= 0.0f) return vgpt_argmax(logits, V);
-    int k = o->top_k > 0 && o->top_k < V ? o->top_k : V;
-    cand *c = malloc((size_t)k * sizeof *c);
-    if (!c) return vgpt_argmax(logits, V);
-    int n;
-    if (k < V) {
-        n = vgpt_top_k(logits, V, k, c);
-    } else {
-        n = 0;
-        for (int i = 0; i < V; i++)
-            if (logits[i] != -INFINITY) c[n++] = (cand){logits[i], i};
-        qsort(c, n, sizeof *c, cand_desc);
+/* The published filter, in its order (model-spec.md, "Generation as
+ * published"): logits / max(T, 1e-8); top-k keeps every logit >= the k-th
+ * largest (ties survive); top-p on the softmax of what top-k kept, dropping
+ * tokens once the cumulative probability before them exceeds p, the most
+ * likely always kept; then the survivors' softmax. */
+int vgpt_sample_dist(const float *logits, int V, const vgpt_gen_opts *o, vgpt_cand *out) {
+    float t = o->temperature > 1e-8f ? o->temperature : 1e-8f;
+    float *scaled = malloc((size_t)V * sizeof *scaled);
+    cand *top = o->top_k > 0 && o->top_k < V ? malloc((size_t)o->top_k * sizeof *top) : NULL;
+    if (!scaled || (o->top_k > 0 && o->top_k < V && !top)) {
+        free(scaled);
+        free(top);
+        return -1;
     }
-    if (n == 0) { /* every token banned: nothing better than the raw argmax */
-        free(c);
-        return vgpt_argmax(logits, V);
-    }
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        c[i].v = (float)exp((double)(c[i].v - c[0].v) / o->temperature);
-        sum += c[i].v;
-    }
-    /* top-p: the smallest prefix whose probability reaches p (at least one token) */
-    double cum = 0.0;
+    for (int i = 0; i < V; i++) scaled[i] = logits[i] / t;
+    float kth = -INFINITY; /* fewer than k finite logits: top-k keeps them all */
+    if (top && vgpt_top_k(scaled, V, o->top_k, top) == o->top_k) kth = top[o->top_k - 1].v;
+    free(top);
+    for (int i = 0; i < V; i++) out[i] = (cand){scaled[i], i};
+    free(scaled);
+    int n = 0;
+    for (int i = 0; i < V; i++)
+        if (out[i].v != -INFINITY && out[i].v >= kth) out[n++] = out[i];
+    if (n == 0) return 0;
+    qsort(out, n, sizeof *out, cand_desc);
+    double mx = out[0].v, sum = 0.0;
+    for (int i = 0; i < n; i++) sum += exp((double)out[i].v - mx);
     int keep = n;
-    for (int i = 0; i < n; i++) {
-        cum += c[i].v / sum;
-        if (o->top_p < 1.0f && cum >= o->top_p) {
-            keep = i + 1;
-            break;
+    if (o->top_p < 1.0f) {
+        double cum = 0.0;
+        for (int i = 0; i < n - 1; i++) {
+            cum += exp((double)out[i].v - mx) / sum;
+            if (cum > o->top_p) {
+                keep = i + 1;
+                break;
+            }
         }
     }
     double kept = 0.0;
-    for (int i = 0; i < keep; i++) kept += c[i].v;
-    double u = (double)(splitmix64(rng) >> 11) * 0x1.0p-53 * kept;
-    int tok = c[keep - 1].id;
-    for (int i = 0; i < keep; i++) {
+    for (int i = 0; i < keep; i++) kept += exp((double)out[i].v - mx);
+    for (int i = 0; i < keep; i++) out[i].v = (float)(exp((double)out[i].v - mx) / kept);
+    return keep;
+}
+
+int vgpt_sample_token(float *logits, int V, const vgpt_gen_opts *o, uint64_t *rng) {
+    cand *c = malloc((size_t)V * sizeof *c);
+    int n = c ? vgpt_sample_dist(logits, V, o, c) : -1;
+    if (n <= 0) { /* out of memory, or every token banned: nothing better than the raw argmax */
+        free(c);
+        return vgpt_argmax(logits, V);
+    }
+    double u = (double)(splitmix64(rng) >> 11) * 0x1.0p-53;
+    int tok = c[n - 1].id;
+    for (int i = 0; i < n; i++) {
         u -= c[i].v;
         if (u < 0) {
             tok = c[i].id;

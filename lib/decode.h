@@ -63,7 +63,12 @@ void vgpt_caption_free(vgpt_caption *c);
 /* Helpers shared with decoderd's continuous batching. */
 void vgpt_ban_repeated_ngrams(float *logits, const int32_t *seq, int len, int n);
 int vgpt_argmax(const float *x, int n);
-/* Draws a token from logits (V) in place per temperature/top-k/top-p; *rng advances. */
+/* The distribution sampling draws from: out (room for V) gets the tokens
+ * that can be drawn, most likely first, with their probabilities in .v;
+ * returns how many (0: every token banned; -1: out of memory). */
+typedef struct vgpt_cand vgpt_cand;
+int vgpt_sample_dist(const float *logits, int V, const vgpt_gen_opts *o, vgpt_cand *out);
+/* Draws a token from logits (V) per temperature/top-k/top-p; *rng advances. */
 int vgpt_sample_token(float *logits, int V, const vgpt_gen_opts *o, uint64_t *rng);
 
 #endif

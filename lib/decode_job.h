@@ -20,10 +20,11 @@ double vgpt_log_softmax_at(const float *x, int V, int id);
 /* Copies h's generated tokens into c; -1 on OOM. */
 int vgpt_finish_caption(vgpt_caption *c, const hyp *h, double score);
 /* The k largest entries of x (V) that are not -inf, sorted descending. */
-typedef struct vgpt_cand {
+struct vgpt_cand {
     float v;
     int id;
-} vgpt_cand;
+};
+typedef struct vgpt_cand vgpt_cand;
 int vgpt_top_k(const float *x, int V, int k, vgpt_cand *out);
 
 /* A caption request in progress: one hypothesis (greedy, sampling) or a

@@ -75,7 +75,7 @@ static void attend_one(float *out, const float *q, const float *k, int ldk, cons
     for (int h = 0; h < H; h++) {
         const float *qh = q + h * hd;
         for (int t = 0; t < Tk; t++) scratch[t] = scale * dot(qh, k + (size_t)t * ldk + h * hd, hd);
-        vgpt_softmax_rows(scratch, 1, Tk, NULL);
+        vgpt_softmax_rows(scratch, 1, Tk, -1);
         float *oh = out + h * hd;
         for (int i = 0; i < hd; i++) oh[i] = 0.0f;
         for (int t = 0; t < Tk; t++) {
@@ -90,23 +90,16 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
                     int causal_offset, float *scratch) {
     // q is (Tq, H*hd), k and v are (Tk, H*hd), out is (Tq, H*hd); scratch is (Tq, Tk)
     const float scale = 1.0f / sqrtf((float)hd);
-    int valid_buf[256];
-    int use_valid = causal_offset >= 0 && Tq <= 256;
-    if (use_valid) {
-        for (int i = 0; i < Tq; i++) {
-            int n = causal_offset + i + 1;
-            valid_buf[i] = n < Tk ? n : Tk;
-        }
-    }
     if (Tq == 1) {
-        attend_one(out, q, k, ldk, v, ldv, use_valid ? valid_buf[0] : Tk, H, hd, scratch);
+        int n = causal_offset >= 0 && causal_offset + 1 < Tk ? causal_offset + 1 : Tk;
+        attend_one(out, q, k, ldk, v, ldv, n, H, hd, scratch);
         return;
     }
     for (int h = 0; h < H; h++) {
         const float *qh = q + h * hd, *kh = k + h * hd, *vh = v + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hd, scale, qh, ldq, kh, ldk,
                     0.0f, scratch, Tk);
-        vgpt_softmax_rows(scratch, Tq, Tk, use_valid ? valid_buf : NULL);
+        vgpt_softmax_rows(scratch, Tq, Tk, causal_offset);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, Tk, 1.0f, scratch, Tk, vh, ldv,
                     0.0f, out + h * hd, ldo);
     }

@@ -34,9 +34,10 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
                     const float *v, int ldv, int Tq, int Tk, int H, int hd,
                     int causal_offset, float *scratch);
 
-/* Row-wise softmax of x (rows, cols) in place, each row using its first
- * valid[r] entries (NULL = all); entries past valid are set to 0. */
-void vgpt_softmax_rows(float *x, int rows, int cols, const int *valid);
+/* Row-wise softmax of x (rows, cols) in place.  causal_offset >= 0: row r
+ * uses its first causal_offset+r+1 entries (at most cols) and the rest are
+ * set to 0; -1 = every entry. */
+void vgpt_softmax_rows(float *x, int rows, int cols, int causal_offset);
 
 /* Threads used by OpenBLAS for the matrix products. */
 void vgpt_set_threads(int n);

@@ -367,6 +367,52 @@ static void bind_block(binder *b, vgpt_block *blk, int j, int C) {
     get_lin(b, &blk->proj, C, C, 1, q);
 }
 
+/* The context is the causal mask's size, else config.json's context_length,
+ * else pos_emb's rows (model-spec.md, pos_emb).  The published model has more
+ * pos_emb rows (1024) than context (256): extra rows are never an error; a
+ * context larger than pos_emb is, and so are masks that disagree. */
+int vgpt_model_context_of(const vgpt_ckpt *ck, const vgpt_config *cfg, int *context, vgpt_err *err) {
+    const char *path = vgpt_ckpt_path(ck);
+    const vgpt_tensor *pe = vgpt_ckpt_find(ck, "pos_emb.weight");
+    if (!pe || pe->ndim != 2)
+        return vgpt_err_set(err, "%s: tensor pos_emb.weight [rows,C] is missing or not 2-D", path);
+    int rows = (int)pe->shape[0], mask = -1;
+    char name[64], first[64] = "";
+    for (int j = 0; j < VGPT_MAX_LAYERS; j++) {
+        snprintf(name, sizeof name, "trf_blocks.%d.att.mask", j);
+        const vgpt_tensor *t = vgpt_ckpt_find(ck, name);
+        if (!t) continue;
+        if (t->ndim != 2 || t->shape[0] != t->shape[1] || t->shape[0] < 1)
+            return vgpt_err_set(err, "%s: tensor %s is not a square [P,P] causal mask", path, name);
+        if (mask < 0) {
+            mask = (int)t->shape[0];
+            snprintf(first, sizeof first, "%s", name);
+        } else if (t->shape[0] != mask) {
+            return vgpt_err_set(err, "%s: tensor %s is [%lld,%lld] but %s is [%d,%d]: the blocks disagree on the "
+                                "context length", path, name, (long long)t->shape[0], (long long)t->shape[1], first,
+                                mask, mask);
+        }
+    }
+    if (mask > 0 && cfg->context_length > 0 && cfg->context_length != mask)
+        return vgpt_err_set(err, "%s: config.json says context_length = %d but the causal mask %s is [%d,%d]; "
+                            "refusing to load", path, cfg->context_length, first, mask, mask);
+    int ctx = mask > 0 ? mask : cfg->context_length > 0 ? cfg->context_length : rows;
+    if (ctx > rows)
+        return vgpt_err_set(err, "%s: the context is %d tokens (%s) but pos_emb.weight has only %d rows", path, ctx,
+                            mask > 0 ? first : "config.json context_length", rows);
+    *context = ctx;
+    return 0;
+}
+
+int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err) {
+    vgpt_config cfg;
+    vgpt_ckpt *ck;
+    if (vgpt_config_load(path, &cfg, err) || vgpt_ckpt_open(path, &ck, err)) return -1;
+    int rc = vgpt_model_context_of(ck, &cfg, context, err);
+    vgpt_ckpt_close(ck);
+    return rc;
+}
+
 static void bind_gpt(binder *b, const vgpt_config *cfg) {
     vgpt_gpt *g = &b->m->gpt;
     const char *path = vgpt_ckpt_path(b->m->ckpt);
@@ -378,7 +424,11 @@ static void bind_gpt(binder *b, const vgpt_config *cfg) {
     }
     g->vocab = (int)te->shape[0];
     g->width = (int)te->shape[1];
-    g->context = (int)pe->shape[0];
+    g->pos_rows = (int)pe->shape[0];
+    if (vgpt_model_context_of(b->m->ckpt, cfg, &g->context, b->err)) {
+        b->failed = 1;
+        return;
+    }
     int C = g->width;
     g->n_heads = cfg->n_heads > 0 ? cfg->n_heads : C / 64;
     if (g->n_heads <= 0 || C % g->n_heads) {
@@ -387,7 +437,7 @@ static void bind_gpt(binder *b, const vgpt_config *cfg) {
         return;
     }
     g->tok_emb = get2(b, g->vocab, C, "tok_emb.weight");
-    g->pos_emb = get2(b, g->context, C, "pos_emb.weight");
+    g->pos_emb = get2(b, g->pos_rows, C, "pos_emb.weight");
     const vgpt_tensor *oh = find(b, "out_head.weight");
     b->m->tied = !oh || (oh->storage_key && te->storage_key && !strcmp(oh->storage_key, te->storage_key) &&
                          oh->data == te->data);
@@ -419,8 +469,6 @@ static int check_config(binder *b, const vgpt_config *cfg, int parts) {
     const vgpt_model *m = b->m;
     if (parts & VGPT_LOAD_DECODER) {
         const vgpt_gpt *g = &m->gpt;
-        if (cfg->context_length > 0 && cfg->context_length != g->context)
-            return mismatch(b, "context_length", cfg->context_length, g->context);
         if (cfg->vocab_size > 0 && cfg->vocab_size != g->vocab) return mismatch(b, "vocab_size", cfg->vocab_size, g->vocab);
         if (cfg->emb_dim > 0 && cfg->emb_dim != g->width) return mismatch(b, "emb_dim", cfg->emb_dim, g->width);
         if (cfg->n_layers > 0 && cfg->n_layers != g->n_layers) return mismatch(b, "n_layers", cfg->n_layers, g->n_layers);
@@ -519,8 +567,9 @@ void vgpt_model_describe(const vgpt_model *m, char *buf, int len) {
                       v->patch, v->width, v->n_layers, v->n_heads, r->n_latents, r->width, r->depth, r->n_heads,
                       r->head_dim);
     if (g->n_layers && n < len) {
-        n += snprintf(buf + n, len - n, "GPT w%d L%d H%d ctx %d vocab %d %s head, cross@", g->width, g->n_layers,
-                      g->n_heads, g->context, g->vocab, m->tied ? "tied" : "untied");
+        n += snprintf(buf + n, len - n, "GPT w%d L%d H%d ctx %d (pos_emb %d rows) vocab %d %s head, cross@",
+                      g->width, g->n_layers, g->n_heads, g->context, g->pos_rows, g->vocab,
+                      m->tied ? "tied" : "untied");
         int tb = 0, first = 1;
         for (int j = 0; j < g->n_blocks && n < len; j++) {
             if (!g->blocks[j].is_cross) {

@@ -58,8 +58,10 @@ typedef struct vgpt_block {
 } vgpt_block;
 
 typedef struct vgpt_gpt {
-    int width, n_heads, vocab, context, n_blocks, n_layers, n_cross;
-    const float *tok_emb, *pos_emb, *out_head; /* (V,C), (P,C), (V,C) */
+    int width, n_heads, vocab, n_blocks, n_layers, n_cross;
+    int context;  /* P: positions the model may use (the causal mask's size) */
+    int pos_rows; /* R >= P: rows of pos_emb (1024 in the published file) */
+    const float *tok_emb, *pos_emb, *out_head; /* (V,C), (R,C), (V,C) */
     vgpt_block blocks[VGPT_MAX_LAYERS];        /* in checkpoint (forward) order */
     vgpt_ln ln_final;
     vgpt_packed packed_head; /* out_head, packed */
@@ -81,6 +83,14 @@ typedef struct vgpt_model {
 enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3 };
 
 int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err);
+
+/* The context length of a checkpoint (model-spec.md, pos_emb): the causal
+ * mask's size, else config.json's context_length, else pos_emb's rows.  An
+ * error when masks and config.json disagree or it exceeds pos_emb's rows. */
+struct vgpt_config;
+int vgpt_model_context_of(const vgpt_ckpt *ck, const struct vgpt_config *cfg, int *context, vgpt_err *err);
+/* The same from a path, reading only the index (cheap: for usage checks). */
+int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err);
 void vgpt_model_free(vgpt_model *m);
 
 /* Frees p if it is one of the model's widened copies; returns 1 if it was. */

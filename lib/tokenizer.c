@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -166,13 +167,8 @@ static void add_exe(candidates *c, const char *exe) {
     add(c, exe, d, "/../share/vgpt/encoder.json");
 }
 
-static void find_candidates(const char *ckpt_path, const char *argv0, candidates *c) {
+static void find_candidates(const char *argv0, candidates *c) {
     c->n = 0;
-    if (ckpt_path) {
-        const char *slash = strrchr(ckpt_path, '/');
-        if (slash) add(c, ckpt_path, (size_t)(slash - ckpt_path) + 1, "tokenizer/vocab.json");
-        else add(c, "", 0, "tokenizer/vocab.json");
-    }
     const char *env = getenv("VGPT_DATA_DIR");
     if (env && *env) add(c, env, strlen(env), "/encoder.json");
     char exe[4096];
@@ -186,8 +182,15 @@ static void find_candidates(const char *ckpt_path, const char *argv0, candidates
 
 int vgpt_tok_load(const char *ckpt_path, const char *argv0, vgpt_tok **out, vgpt_err *err) {
     *out = NULL;
+    if (ckpt_path) {
+        const char *slash = strrchr(ckpt_path, '/');
+        char dir[4200];
+        struct stat st;
+        snprintf(dir, sizeof dir, "%.*stokenizer", slash ? (int)(slash - ckpt_path) + 1 : 0, ckpt_path);
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return vgpt_tok_load_dir(dir, out, err);
+    }
     candidates c;
-    find_candidates(ckpt_path, argv0, &c);
+    find_candidates(argv0, &c);
     for (int i = 0; i < c.n; i++)
         if (access(c.paths[i], F_OK) == 0) return vgpt_tok_load_file(c.paths[i], out, err);
     char looked[900] = "";
@@ -197,6 +200,29 @@ int vgpt_tok_load(const char *ckpt_path, const char *argv0, vgpt_tok **out, vgpt
     }
     return vgpt_err_set(err, "GPT-2 vocabulary (encoder.json) not found; looked in: %s; "
                         "set VGPT_DATA_DIR to the folder holding encoder.json", looked);
+}
+
+int vgpt_tok_add_special(vgpt_tok *t, const char *name, int id, const char *source, vgpt_err *err) {
+    if (id < t->n_ids && t->known[id])
+        return vgpt_err_set(err, "%s: \"%.60s\" = %d, but the vocabulary %s already has a token with id %d", source,
+                            name, id, t->path, id);
+    if (id >= t->n_ids && id > t->pad && t->pad >= t->n_ids) {
+        /* past the end of vocab.json: the table grows; no bytes, never decoded */
+        uint32_t *off = realloc(t->off, ((size_t)id + 2) * sizeof *off);
+        unsigned char *known = off ? realloc(t->known, (size_t)id + 1) : NULL;
+        if (off) t->off = off;
+        if (!known) return vgpt_err_set(err, "%s: out of memory", source);
+        t->known = known;
+        for (int i = t->n_ids; i <= id; i++) {
+            t->off[i + 1] = t->off[t->n_ids];
+            t->known[i] = 0;
+        }
+        t->n_ids = id + 1;
+    }
+    if (strcmp(name, "<|pad|>") == 0) t->pad = id;
+    if (strcmp(name, "<|endoftext|>") == 0) t->eot = id;
+    if (id + 1 > t->vocab_size) t->vocab_size = id + 1;
+    return 0;
 }
 
 /* ------------------------------------------------------------- decoding */
@@ -212,8 +238,31 @@ const unsigned char *vgpt_tok_bytes(const vgpt_tok *t, int32_t id, size_t *len) 
     return t->blob + t->off[id];
 }
 
-static int is_ascii_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+/* Python's str.isspace(): what str.strip() removes. */
+static int is_py_space(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
+}
+
+/* Strips s (valid UTF-8, n bytes) in place of leading/trailing whitespace. */
+static void py_strip(char *s, size_t n) {
+    size_t lo = 0, hi = n, keep_hi = 0, i = 0;
+    int leading = 1;
+    while (i < n) {
+        uint32_t cp;
+        int k = vgpt_utf8_next((const unsigned char *)s + i, n - i, &cp);
+        if (k <= 0) k = 1; /* cannot happen after sanitizing */
+        if (!is_py_space(cp)) {
+            if (leading) lo = i;
+            leading = 0;
+            keep_hi = i + (size_t)k;
+        }
+        i += (size_t)k;
+    }
+    hi = leading ? lo = 0 : keep_hi;
+    memmove(s, s + lo, hi - lo);
+    s[hi - lo] = 0;
 }
 
 /* Copies s[0..n) to out as valid UTF-8, each ill-formed subpart -> U+FFFD. */
@@ -242,10 +291,8 @@ char *vgpt_tok_decode(const vgpt_tok *t, const int32_t *ids, int n) {
         const unsigned char *b = vgpt_tok_bytes(t, ids[i], &len);
         if (b) { memcpy(raw + at, b, len); at += len; }
     }
-    size_t lo = 0, hi = at;
-    while (lo < hi && is_ascii_space(raw[lo])) lo++;
-    while (hi > lo && is_ascii_space(raw[hi - 1])) hi--;
-    utf8_sanitize(raw + lo, hi - lo, out);
+    size_t len_out = utf8_sanitize(raw, at, out);
     free(raw);
+    py_strip(out, len_out);
     return out;
 }

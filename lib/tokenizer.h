@@ -19,7 +19,9 @@
 typedef struct vgpt_tok vgpt_tok;
 
 /* Finds and loads the vocabulary, first hit wins:
- *   <dir of ckpt_path>/tokenizer/vocab.json   (ckpt_path may be NULL)
+ *   <dir of ckpt_path>/tokenizer/             (ckpt_path may be NULL; the
+ *                                              folder save_pretrained writes,
+ *                                              see vgpt_tok_load_dir)
  *   $VGPT_DATA_DIR/encoder.json
  *   <dir of /proc/self/exe, else of argv0>/../data/encoder.json, ../../data/encoder.json
  *   <that dir>/../share/vgpt/encoder.json
@@ -29,6 +31,15 @@ typedef struct vgpt_tok vgpt_tok;
 int vgpt_tok_load(const char *ckpt_path, const char *argv0, vgpt_tok **out, vgpt_err *err);
 /* Loads one given vocabulary file. */
 int vgpt_tok_load_file(const char *path, vgpt_tok **out, vgpt_err *err);
+/* tokenizer_dir.c: loads a GPT2TokenizerFast.save_pretrained folder:
+ * vocab.json (required), added_tokens.json (special tokens such as
+ * <|pad|> = 50257); tokenizer.json, special_tokens_map.json,
+ * tokenizer_config.json must be JSON objects and merges.txt merge pairs when
+ * present.  Any malformed file is an error naming it. */
+int vgpt_tok_load_dir(const char *dir, vgpt_tok **out, vgpt_err *err);
+/* Registers an added special token (dropped when decoding).  An id the
+ * vocabulary already gives another token is an error naming `source`. */
+int vgpt_tok_add_special(vgpt_tok *t, const char *name, int id, const char *source, vgpt_err *err);
 void vgpt_tok_free(vgpt_tok *t);
 
 /* Number of ids the model may produce: the file's entries plus <|pad|>
@@ -46,9 +57,10 @@ const unsigned char *vgpt_tok_bytes(const vgpt_tok *t, int32_t id, size_t *len);
 
 /* Decodes ids into a newly malloc'd NUL-terminated UTF-8 string (NULL only
  * on OOM): special tokens (<|endoftext|>, <|pad|>) and unknown ids are
- * dropped, the bytes are trimmed of leading/trailing ASCII whitespace, and
- * ill-formed UTF-8 becomes U+FFFD as in Python's
- * bytes.decode('utf-8', errors='replace'). */
+ * dropped, ill-formed UTF-8 becomes U+FFFD as in Python's
+ * bytes.decode('utf-8', errors='replace'), and the text is stripped of
+ * surrounding whitespace as Python's str.strip() does (Unicode whitespace
+ * included); nothing else is cleaned up (" ." stays). */
 char *vgpt_tok_decode(const vgpt_tok *t, const int32_t *ids, int n);
 
 #endif

@@ -9,16 +9,27 @@ Run by tests/ckpt.sh with /usr/bin/python3 (torch 1.13):
                       as raw float32 files; and broken files with the error
                       text the reader must give (errors.txt)
   verify-writer DIR   torch.load the files the C writer produced (written by
-                      test_ckpt next to their own manifests) and compare
-  verify-mkckpt FILE PRESET DTYPE
+                      test_ckpt next to their own manifests and the
+                      <stem>.wrapper.json saying what surrounds the state
+                      dict) and compare
+  verify-mkckpt FILE PRESET DTYPE [--wrapper W] [--pos-rows N] [--no-config]
                       check a vgpt-mkckpt checkpoint against the key layout
-                      of model-spec.md, rebuilt here independently
+                      of model-spec.md, rebuilt here independently, and
+                      against the wrapper the training code saves
+  manifest DIR STEM   write DIR/STEM.manifest (+ raw values) from torch's view
+                      of DIR/STEM.pth and list STEM in DIR/cases.txt, so that
+                      test_ckpt checks the C reader's view against torch's
+  same-values REF FILE...
+                      the vgpt-mkckpt files hold REF's tensors bit for bit
+                      (pos_emb: the first rows of the longer one)
 
 Prints PASS:/FAIL: lines; exits non-zero on failure.
 """
+import argparse
 import collections
 import io
 import json
+import math
 import os
 import pickletools
 import struct
@@ -212,6 +223,63 @@ def gen(d):
     print("PASS: generated checkpoint cases with torch %s" % torch.__version__)
 
 
+# ---- loading what C wrote ----
+
+TRAINING_KEYS = ["model_state_dict", "config", "epoch", "loss", "model_class"]
+
+
+def load_cpu(path):
+    """torch.load onto the CPU; also returns each storage's saved location, in load order."""
+    locs = []
+    obj = torch.load(path, map_location=lambda storage, loc: (locs.append(loc), storage)[1])
+    return obj, locs
+
+
+def state_dict_of(obj, wrapper):
+    if wrapper == "bare":
+        return obj
+    return obj.get("model_state_dict") if isinstance(obj, dict) else None
+
+
+def check_wrapper(what, obj, locs, wrapper, want):
+    """What surrounds the state dict: bare, minimal or the training wrapper
+    (want: its epoch, loss, model_class and config)."""
+    sd = state_dict_of(obj, wrapper)
+    check(type(sd) is collections.OrderedDict and len(sd) > 0 and all(isinstance(v, torch.Tensor) for v in sd.values()),
+          "%s: %s: the state dict is an OrderedDict of tensors" % (what, wrapper))
+    if wrapper == "bare":
+        check(set(locs) == {"cpu"}, "%s: bare: every storage saved on 'cpu' (%s)" % (what, sorted(set(locs))))
+        return
+    if wrapper == "minimal":
+        check(list(obj) == ["model_state_dict"] and set(locs) == {"cpu"},
+              "%s: minimal: {'model_state_dict'} alone, storages on 'cpu' (%s)" % (what, list(obj)))
+        return
+    check(type(obj) is dict and list(obj) == TRAINING_KEYS, "%s: training wrapper: a dict of %s in this order%s" %
+          (what, ", ".join(TRAINING_KEYS), "" if list(obj) == TRAINING_KEYS else " (got %s)" % list(obj)))
+    if not isinstance(sd, dict) or list(obj) != TRAINING_KEYS:
+        return
+    loss = obj["loss"]
+    ok = isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad is True and loss.is_leaf and \
+        loss.dtype == torch.float32 and abs(loss.item() - want["loss"]) <= 1e-6 * abs(want["loss"])
+    check(ok, "%s: loss is a 0-dim float32 leaf with requires_grad=True, %r (want %r)" %
+          (what, loss, want["loss"]))
+    sd_ptrs = {t.storage().data_ptr() for t in sd.values()}
+    own = isinstance(loss, torch.Tensor) and loss.storage().size() == 1 and loss.storage().data_ptr() not in sd_ptrs
+    check(own and len(locs) == len(sd_ptrs) + 1 and locs[-1] == "cuda:0" and set(locs[:-1]) == {"cpu"},
+          "%s: loss in its own 1-element storage, the last one, saved on 'cuda:0', state dict on 'cpu' (%s)" %
+          (what, collections.Counter(locs)))
+    check(type(obj["epoch"]) is int and obj["epoch"] == want["epoch"],
+          "%s: epoch %r (want %r)" % (what, obj["epoch"], want["epoch"]))
+    check(type(obj["model_class"]) is str and obj["model_class"] == want["model_class"],
+          "%s: model_class %r (want %r)" % (what, obj["model_class"], want["model_class"]))
+    cfg = obj["config"]
+    # json.dumps tells True from 1 from 1.0 and keeps key order; == alone would not
+    same = type(cfg) is dict and cfg == want["config"] and json.dumps(cfg) == json.dumps(want["config"])
+    check(same, "%s: config equals json.load of the same text (types and key order too)" % what)
+    if not same:
+        print("  got  %s\n  want %s" % (json.dumps(cfg)[:400], json.dumps(want["config"])[:400]))
+
+
 # ---- checking what C wrote ----
 
 def read_manifest(path):
@@ -228,15 +296,20 @@ def read_manifest(path):
 
 
 def verify_writer(d):
-    for stem in ("cwriter", "cwriter64"):
+    for stem in ("cwriter", "cwriter64", "cwriter_bare", "cwriter_train"):
         path = os.path.join(d, stem + ".pth")
         if not os.path.exists(path):
             check(False, "%s exists (written by test_ckpt)" % path)
             continue
         try:
-            sd = torch.load(path)["model_state_dict"]
+            want = json.load(open(os.path.join(d, stem + ".wrapper.json")))
+            obj, locs = load_cpu(path)
         except Exception as e:  # noqa: BLE001 - report anything torch raises
             check(False, "torch.load(%s): %s" % (stem, e))
+            continue
+        check_wrapper(stem, obj, locs, want["wrapper"], want)
+        sd = state_dict_of(obj, want["wrapper"])
+        if not isinstance(sd, dict):
             continue
         man = read_manifest(os.path.join(d, stem + ".manifest"))
         check(list(sd.keys()) == [m[0] for m in man], "%s: torch sees the same keys in order" % stem)
@@ -275,11 +348,16 @@ def verify_writer(d):
 
 # ---- vgpt-mkckpt layout ----
 
-def expected_layout(preset):
+POS_ROWS = {"full": 1024, "tiny": 128}  # vgpt-mkckpt's defaults: the published 1024 rows vs context 256
+CONTEXT = {"full": 256, "tiny": 32}
+
+
+def expected_layout(preset, pos_rows):
+    ctx = CONTEXT[preset]
     if preset == "full":
-        vw, vl, tw, nl, lat, dep, ph, pd, mlp, ctx = 768, 12, 768, 12, 64, 2, 8, 64, 256, 256
+        vw, vl, tw, nl, lat, dep, ph, pd, mlp = 768, 12, 768, 12, 64, 2, 8, 64, 256
     else:
-        vw, vl, tw, nl, lat, dep, ph, pd, mlp, ctx = 64, 2, 64, 12, 8, 2, 2, 16, 32, 32
+        vw, vl, tw, nl, lat, dep, ph, pd, mlp = 64, 2, 64, 12, 8, 2, 2, 16, 32
     V, cross = 50258, (3, 6, 9)
     k = collections.OrderedDict()
     m = "vision.encoder.model."
@@ -315,7 +393,7 @@ def expected_layout(preset):
         k[r + "mlp.%d.3.weight" % dd] = [tw, mlp]
         k[r + "mlp.%d.3.bias" % dd] = [tw]
     k["tok_emb.weight"] = [V, tw]
-    k["pos_emb.weight"] = [ctx, tw]
+    k["pos_emb.weight"] = [pos_rows, tw]
     j = 0
     for b in range(nl):
         if b in cross:
@@ -345,47 +423,115 @@ def expected_layout(preset):
     return k
 
 
-def verify_mkckpt(path, preset, dtype):
-    sd = torch.load(path)["model_state_dict"]
-    want = expected_layout(preset)
+def expected_config(preset):
+    """The published config.json's keys in its order, then vgpt-mkckpt's own."""
+    full = preset == "full"
+    c = collections.OrderedDict([
+        ("vocab_size", 50258), ("emb_dim", 768 if full else 64), ("context_length", CONTEXT[preset]),
+        ("n_heads", 12 if full else 4), ("n_layers", 12), ("drop_rate", 0.1), ("qkv_bias", True),
+        ("cross_attention_pos", [3, 6, 9]), ("vision_enabled", True), ("vision_encoder_type", "torchvision_vit_b_16"),
+        ("vision_pretrained", True), ("vision_freeze", True), ("perceiver_num_latents", 64 if full else 8),
+        ("perceiver_depth", 2), ("perceiver_heads", 8 if full else 2), ("perceiver_dim_head", 64 if full else 16),
+        ("weight_decay", 0.01), ("learning_rate", 1e-4)])
+    if not full:
+        c["vision_num_heads"] = 2
+    return c
+
+
+def check_config(what, cfg, preset):
+    exp = expected_config(preset)
+    keys = list(exp) + ["vgpt_note"]
+    bad = {k: (v, cfg.get(k)) for k, v in exp.items() if json.dumps(cfg.get(k)) != json.dumps(v)}
+    check(list(cfg) == keys and not bad and "RANDOM" in str(cfg.get("vgpt_note")),
+          "%s: config has the published keys and values in order, + vgpt_note %s" % (what, bad or ""))
+
+
+def verify_mkckpt(argv):
+    ap = argparse.ArgumentParser(prog="ckpt_cases.py verify-mkckpt")
+    ap.add_argument("path")
+    ap.add_argument("preset", choices=("full", "tiny"))
+    ap.add_argument("dtype", choices=("fp32", "fp16"))
+    ap.add_argument("--wrapper", default="training", choices=("training", "minimal", "bare"))
+    ap.add_argument("--pos-rows", type=int)
+    ap.add_argument("--no-config", action="store_true")
+    a = ap.parse_args(argv)
+    path, preset, dtype = a.path, a.preset, a.dtype
+    rows = a.pos_rows or POS_ROWS[preset]
+    tag = "mkckpt %s/%s/%s/rows %d" % (preset, dtype, a.wrapper, rows)
+    cfg_path = os.path.join(os.path.dirname(path), "config.json")
+    obj, locs = load_cpu(path)
+    if a.no_config:
+        check(not os.path.exists(cfg_path), "%s: --no-config: no %s" % (tag, cfg_path))
+        cfg = obj.get("config") if a.wrapper == "training" else None
+    else:
+        check(os.path.exists(cfg_path), "%s: %s written" % (tag, cfg_path))
+        cfg = json.load(open(cfg_path), object_pairs_hook=collections.OrderedDict)
+    if cfg is not None:
+        check_config(tag, cfg, preset)
+    want = {"epoch": 9, "loss": math.log(50258), "model_class": "GPTModal", "config": dict(cfg or {})}
+    check_wrapper(tag, obj, locs, a.wrapper, want)
+    sd = state_dict_of(obj, a.wrapper)
+    if not isinstance(sd, dict):
+        return
+    want = expected_layout(preset, rows)
     got = {n: list(t.shape) for n, t in sd.items()}
     missing = [n for n in want if n not in got]
     extra = [n for n in got if n not in want]
     wrong = [n for n in want if n in got and got[n] != want[n]]
     for n in (missing + extra + wrong)[:10]:
         print("  %s: want %s got %s" % (n, want.get(n), got.get(n)))
-    check(not missing and not extra and not wrong, "mkckpt %s/%s: %d keys with the model-spec shapes" %
-          (preset, dtype, len(want)))
+    check(not missing and not extra and not wrong and list(sd) == list(want),
+          "%s: %d keys with the model-spec shapes, in order" % (tag, len(want)))
+    ctx, prow = list(sd["trf_blocks.0.att.mask"].shape), list(sd["pos_emb.weight"].shape)[:1]
+    masks = {tuple(t.shape) for n, t in sd.items() if n.endswith("att.mask")}
+    check(prow == [rows] and masks == {(CONTEXT[preset],) * 2} and (cfg is None or cfg["context_length"] == ctx[0]),
+          "%s: pos_emb %s rows, every att.mask %s, context_length %s" %
+          (tag, prow, sorted(masks), cfg and cfg.get("context_length")))
     tdt = torch.float16 if dtype == "fp16" else torch.float32
-    check(all(t.dtype == tdt for t in sd.values()), "mkckpt %s/%s: every tensor is %s" % (preset, dtype, tdt))
+    check(all(t.dtype == tdt for t in sd.values()), "%s: every tensor is %s" % (tag, tdt))
     tied = sd["tok_emb.weight"].storage().data_ptr() == sd["out_head.weight"].storage().data_ptr()
     check(tied == (dtype == "fp32") and torch.equal(sd["tok_emb.weight"], sd["out_head.weight"]),
-          "mkckpt %s/%s: out_head %s tok_emb" % (preset, dtype, "tied to" if dtype == "fp32" else "a copy of"))
+          "%s: out_head %s tok_emb" % (tag, "tied to" if dtype == "fp32" else "a copy of"))
+    ptrs = [t.storage().data_ptr() for n, t in sd.items() if n != "out_head.weight"]
+    check(len(set(ptrs)) == len(ptrs), "%s: every other tensor has its own storage" % tag)
     f = lambda n: sd[n].float()
     check(bool((f("final_norm.scale") == 4).all() and (f("final_norm.shift") == 0).all()),
-          "mkckpt %s/%s: final_norm scale 4, shift 0" % (preset, dtype))
+          "%s: final_norm scale 4, shift 0" % tag)
     ln = [n for n in sd if n.endswith(("norm1.scale", "ln_1.weight", "norms_media.0.weight", "mlp.0.0.weight"))]
-    check(bool(ln) and all((f(n) == 1).all() for n in ln), "mkckpt %s/%s: LayerNorm scales are 1" % (preset, dtype))
+    check(bool(ln) and all((f(n) == 1).all() for n in ln), "%s: LayerNorm scales are 1" % tag)
     biases = [n for n in sd if n.endswith(".bias") or n.endswith(".shift") or n.endswith("in_proj_bias")]
-    check(all((f(n) == 0).all() for n in biases), "mkckpt %s/%s: biases / shifts are 0" % (preset, dtype))
+    check(all((f(n) == 0).all() for n in biases), "%s: biases / shifts are 0" % tag)
     w = f("trf_blocks.0.att.W_query.weight")
     check(abs(w.std().item() - 0.02) < 0.003 and abs(w.mean().item()) < 0.003,
-          "mkckpt %s/%s: weights ~ N(0, 0.02) (std %.4f)" % (preset, dtype, w.std().item()))
+          "%s: weights ~ N(0, 0.02) (std %.4f)" % (tag, w.std().item()))
     lat = f("vision.resampler.latents")
-    check(abs(lat.std().item() - 1) < 0.3, "mkckpt %s/%s: latents ~ N(0, 1) (std %.3f)" % (preset, dtype, lat.std().item()))
+    check(abs(lat.std().item() - 1) < 0.3, "%s: latents ~ N(0, 1) (std %.3f)" % (tag, lat.std().item()))
     m = f("trf_blocks.0.att.mask")
-    check(torch.equal(m, torch.triu(torch.ones_like(m), diagonal=1)), "mkckpt %s/%s: causal mask buffer" % (preset, dtype))
-    cfg_path = os.path.join(os.path.dirname(path), "config.json")
-    cfg = json.load(open(cfg_path))
-    tw = want["tok_emb.weight"][1]
-    exp = {"emb_dim": tw, "vocab_size": 50258, "n_layers": 12, "cross_attention_pos": [3, 6, 9],
-           "context_length": want["pos_emb.weight"][0], "perceiver_num_latents": want["vision.resampler.latents"][0],
-           "perceiver_depth": 2, "n_heads": 12 if preset == "full" else 4,
-           "perceiver_heads": 8 if preset == "full" else 2, "perceiver_dim_head": 64 if preset == "full" else 16}
-    if preset == "tiny":
-        exp["vision_num_heads"] = 2
-    bad = {k: (v, cfg.get(k)) for k, v in exp.items() if cfg.get(k) != v}
-    check(not bad, "mkckpt %s/%s: config.json agrees %s" % (preset, dtype, bad or ""))
+    check(torch.equal(m, torch.triu(torch.ones_like(m), diagonal=1)), "%s: causal mask buffer" % tag)
+
+
+def manifest(d, stem):
+    obj, _ = load_cpu(os.path.join(d, stem + ".pth"))
+    sd = obj["model_state_dict"] if isinstance(obj, dict) and "model_state_dict" in obj else obj
+    write_manifest(d, stem, sd, len(sd))
+    with open(os.path.join(d, "cases.txt"), "a") as f:
+        f.write(stem + "\n")
+    print("PASS: %s: manifest of torch's view (%d tensors) for test_ckpt" % (stem, len(sd)))
+
+
+def same_values(ref, others):
+    short = lambda p: os.path.join(*p.split(os.sep)[-2:])  # mk_NAME/tiny.pth
+    sd_of = lambda o: o["model_state_dict"] if isinstance(o, dict) and "model_state_dict" in o else o
+    a = sd_of(load_cpu(ref)[0])
+    for path in others:
+        b = sd_of(load_cpu(path)[0])
+        bad = [n for n in a if n != "pos_emb.weight" and (n not in b or not torch.equal(a[n], b[n]))]
+        pa, pb = a["pos_emb.weight"], b.get("pos_emb.weight")
+        rows = min(pa.shape[0], pb.shape[0]) if pb is not None else 0
+        pos_ok = pb is not None and torch.equal(pa[:rows], pb[:rows])
+        check(list(a) == list(b) and not bad and pos_ok,
+              "%s holds %s's tensors bit for bit, pos_emb's first %d rows too%s" %
+              (short(path), short(ref), rows, " (differ: %s)" % bad[:5] if bad else ""))
 
 
 def main():
@@ -396,7 +542,11 @@ def main():
     elif sys.argv[1] == "verify-writer":
         verify_writer(sys.argv[2])
     elif sys.argv[1] == "verify-mkckpt":
-        verify_mkckpt(sys.argv[2], sys.argv[3], sys.argv[4])
+        verify_mkckpt(sys.argv[2:])
+    elif sys.argv[1] == "manifest" and len(sys.argv) == 4:
+        manifest(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "same-values":
+        same_values(sys.argv[2], sys.argv[3:])
     else:
         sys.exit(__doc__)
     sys.exit(1 if failed else 0)

@@ -25,6 +25,18 @@ ok "no model exits 2 and says how to give one" "[ $rc = 2 ] && grep -q VGPT_MODE
 "$cli" --model "$tmp/nope.pth" < /dev/null > /dev/null 2> "$tmp/err"; rc=$?
 ok "a missing checkpoint exits 2 naming the file" "[ $rc = 2 ] && grep -q nope.pth '$tmp/err'"
 
+# --max-tokens past the model's context (32 for the tiny preset) is a usage
+# error in every mode, before any work; the default (50) is capped quietly.
+for mode in --in-process ""; do
+    echo "$root/examples/rocket.jpg" | "$cli" $mode --model "$m" --greedy --max-tokens 33 > "$tmp/out" 2> "$tmp/err"; rc=$?
+    ok "--max-tokens 33 ${mode:-(pipeline)} beyond the context of 32: exit 2 naming both" \
+        "[ $rc = 2 ] && grep -q 'max-tokens 33' '$tmp/err' && grep -q 'context of 32' '$tmp/err' && [ ! -s '$tmp/out' ]"
+    echo "$root/examples/rocket.jpg" | "$cli" $mode --model "$m" --greedy --max-tokens 32 > "$tmp/out" 2>/dev/null; rc=$?
+    ok "--max-tokens 32 ${mode:-(pipeline)} (the whole context) captions" "[ $rc = 0 ] && [ \$(wc -l < '$tmp/out') = 1 ]"
+done
+echo "$root/examples/rocket.jpg" | "$cli" --in-process --model "$m" --greedy > "$tmp/out" 2> "$tmp/err"; rc=$?
+ok "the default --max-tokens (50) on a 32-token context captions without complaint" "[ $rc = 0 ] && [ ! -s '$tmp/err' ]"
+
 # OpenBLAS's idle threads must not spin between batches: vgpt-cli (and each
 # daemon) re-executes itself with OPENBLAS_THREAD_TIMEOUT set, keeping a user's value.
 mkfifo "$tmp/fifo"

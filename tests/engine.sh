@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # engine.sh - proves the C engine computes the published model: random-weight
-# checkpoints in the published layout (tiny and full size, fp32 and fp16,
-# cross blocks at 3,6,9 and 2,5,8,11, tied and untied head, wrapped and bare)
-# are built by the PyTorch reference, which also computes visual tokens,
-# logits and greedy tokens in float64; tool_oracle compares the C engine.
+# checkpoints are built by the PyTorch reference in the published layout (the
+# author's dict with config/epoch/loss/model_class, config.json and tokenizer/
+# beside it, pos_emb 4x the context as in the real file, fp16 converted tensor
+# by tensor so its head is untied), tiny and full size, fp32 and fp16; older
+# layouts (bare or minimal dict, tied fp16, cross blocks at 2,5,8,11, no
+# config.json, pos_emb rows == context) are extra cases.  The reference also
+# computes visual tokens, logits, greedy tokens (float64) and the author's
+# sampling distributions; tool_oracle compares the C engine, and vgpt-cli's
+# greedy tokens in-process and through the pipeline are compared on real
+# image files.
 # Fixtures are cached under $VGPT_CACHE, keyed by the reference's checksum.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,21 +46,77 @@ oracle() { # oracle NAME [BUILD]
         sed "s/^\(PASS\|FAIL\): /\1: [$name$([ "$b" = "$build" ] || echo ' asan')] /"
 }
 
-fixture tiny-fp32-369 3 10 --preset tiny --dtype fp32 --cross 3,6,9 --extras && oracle tiny-fp32-369
-fixture tiny-fp16-369 3 10 --preset tiny --dtype fp16 --cross 3,6,9 && oracle tiny-fp16-369
-fixture tiny-fp32-2581-bare 3 10 --preset tiny --dtype fp32 --cross 2,5,8,11 --bare --untied && oracle tiny-fp32-2581-bare
-fixture tiny-fp16-2581-untied 3 10 --preset tiny --dtype fp16 --cross 2,5,8,11 --untied --extras && oracle tiny-fp16-2581-untied
+# pipeline_oracle NAME STEPS: 224x224 PNGs (no resize, so PIL and libvips give
+# the same pixels) captioned greedily by vgpt-cli in-process and through the
+# embedded pipeline; the tokens must equal the reference's on every decisive
+# step (top-2 margin above 1e-4 of the logits' scale), up to the first EOS.
+pipeline_oracle() {
+    local name=$1 k=$2 d=$cache/$1
+    if [ ! -f "$d/run-img/.done" ]; then
+        mkdir -p "$d/img"
+        $py -c '
+import sys, numpy as np
+from PIL import Image
+g = np.random.default_rng(7)
+for i in range(3):
+    Image.fromarray(g.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(f"{sys.argv[1]}/img{i}.png")
+' "$d/img" && $py "$ref" run --ckpt "$d/model.pth" --images "$d"/img/img*.png --steps "$k" --out "$d/run-img" \
+            >"$d/run-img.log" 2>&1 && touch "$d/run-img/.done" ||
+            { echo "FAIL: [$name] reference run on image files:"; tail -5 "$d/run-img.log"; return 1; }
+    fi
+    ls "$d"/img/img*.png > "$d/list"
+    for mode in --in-process ""; do
+        "$build/vgpt-cli" $mode --no-cache --greedy --max-tokens "$k" --format jsonl --no-progress \
+            --model "$d/model.pth" < "$d/list" > "$d/cli.jsonl" 2>"$d/cli.err"
+        $py - "$d/run-img" "$d/cli.jsonl" "$name ${mode:-pipeline}" <<'PY'
+import json, sys, numpy as np
+run, out, tag = sys.argv[1:]
+meta = json.load(open(f"{run}/meta.json"))
+N, K, V = meta["n"], meta["steps"], meta["vocab"]
+greedy = np.fromfile(f"{run}/greedy.i32", "<i4").reshape(N, K)
+margin = np.fromfile(f"{run}/margin.f32", "<f4").reshape(N, K)
+logits = np.fromfile(f"{run}/logits_steps.f32", "<f4").reshape(N, K, V)
+rows = [json.loads(l) for l in open(out)]
+ok = len(rows) == N
+for n in range(min(N, len(rows))):
+    got, compared = rows[n].get("tokens", []), 0
+    for s in range(K):
+        if margin[n, s] <= 1e-4 * np.abs(logits[n, s]).max():
+            break
+        if s >= len(got) or got[s] != greedy[n, s]:
+            ok = False
+            break
+        compared += 1
+        if greedy[n, s] == 50256:
+            break
+    ok = ok and compared > 0
+    print(f"info: [{tag}] image {n}: {compared} decisive steps equal")
+print(("PASS" if ok else "FAIL") + f": [{tag}] vgpt-cli greedy tokens on {N} image files equal the reference on every decisive step")
+PY
+    done
+}
+
+# the published layout
+fixture tiny-fp32-pub 3 10 --preset tiny --dtype fp32 && oracle tiny-fp32-pub && pipeline_oracle tiny-fp32-pub 10
+fixture tiny-fp16-pub 3 10 --preset tiny --dtype fp16 && oracle tiny-fp16-pub && pipeline_oracle tiny-fp16-pub 10
+# older layouts
+fixture tiny-fp32-2581-bare 3 10 --preset tiny --dtype fp32 --cross 2,5,8,11 --bare --untied --pos-rows 32 \
+    --no-tokenizer && oracle tiny-fp32-2581-bare
+fixture tiny-fp16-2581-tied-minimal 3 10 --preset tiny --dtype fp16 --cross 2,5,8,11 --tied-fp16 --minimal --extras &&
+    oracle tiny-fp16-2581-tied-minimal
+fixture tiny-fp32-extras 3 10 --preset tiny --dtype fp32 --extras && oracle tiny-fp32-extras
 fixture tiny-project 2 8 --preset tiny --dtype fp32 --cross 3,6,9 --project && oracle tiny-project
 if [ -n "$san" ] && [ -x "$san/tests/tool_oracle" ]; then
-    ASAN_OPTIONS=detect_leaks=1 oracle tiny-fp32-369 "$san"
-    ASAN_OPTIONS=detect_leaks=1 "$san/tests/tool_decode" "$cache/tiny-fp32-369/model.pth" | sed 's/^\(PASS\|FAIL\): /\1: [asan] /'
+    ASAN_OPTIONS=detect_leaks=1 oracle tiny-fp32-pub "$san"
+    ASAN_OPTIONS=detect_leaks=1 "$san/tests/tool_decode" "$cache/tiny-fp32-pub/model.pth" | sed 's/^\(PASS\|FAIL\): /\1: [asan] /'
 fi
-"$build/tests/tool_decode" "$cache/tiny-fp16-369/model.pth"
+"$build/tests/tool_decode" "$cache/tiny-fp16-pub/model.pth"
 
 if [ "${VGPT_SKIP_FULL:-0}" = 1 ]; then
     echo "SKIP: full-size oracle (VGPT_SKIP_FULL=1)"
 else
-    fixture full-fp32-369 2 6 --preset full --dtype fp32 --cross 3,6,9 --extras && oracle full-fp32-369
-    fixture full-fp16-369-untied 2 6 --preset full --dtype fp16 --cross 3,6,9 --untied --no-config &&
-        oracle full-fp16-369-untied
+    fixture full-fp32-pub 2 6 --preset full --dtype fp32 && oracle full-fp32-pub && pipeline_oracle full-fp32-pub 6
+    fixture full-fp16-pub 2 6 --preset full --dtype fp16 && oracle full-fp16-pub && pipeline_oracle full-fp16-pub 6
+    # no config.json: the context comes from the 256x256 masks, not the 1024 pos_emb rows
+    fixture full-fp32-noconfig 1 4 --preset full --dtype fp32 --no-config --no-tokenizer && oracle full-fp32-noconfig
 fi

@@ -32,6 +32,15 @@ case("dtype", lambda sd: sd.__setitem__("final_norm.scale", sd["final_norm.scale
 case("config", cfg_edit=lambda c: c.__setitem__("n_layers", 11))
 case("heads", cfg_edit=lambda c: c.__setitem__("n_heads", 5))
 case("cross", cfg_edit=lambda c: c.__setitem__("cross_attention_pos", [2, 5, 8]))
+# the context is the causal mask's size (model-spec.md, pos_emb)
+case("ctxcfg", cfg_edit=lambda c: c.__setitem__("context_length", 64))
+def masks(sd, P, only=None):
+    for k in [k for k in sd if k.endswith(".att.mask")][:only]:
+        sd[k] = torch.triu(torch.ones(P, P), diagonal=1)
+case("ctxbig", lambda sd: masks(sd, sd["pos_emb.weight"].shape[0] + 1), lambda c: c.pop("context_length"))
+case("ctxdisagree", lambda sd: masks(sd, 16, only=1))
+case("ctxrows", lambda sd: sd.__setitem__("pos_emb.weight", sd["pos_emb.weight"][:20].clone()),
+     lambda c: c.pop("context_length"))
 PY
 expect() { # expect CASE REGEX DESCRIPTION
     local out rc
@@ -48,3 +57,9 @@ expect dtype "tensor final_norm.scale has dtype .*float32" "unsupported dtype (f
 expect config "config.json says n_layers = 11 but the checkpoint's shapes give 12" "config.json disagreeing with the shapes"
 expect heads "not divisible into 5 heads" "impossible head count"
 expect cross "cross_attention_pos" "cross-attention positions disagreeing"
+expect ctxcfg "config.json says context_length = 64 but the causal mask trf_blocks.0.att.mask is \[32,32\]" \
+    "config.json context_length disagreeing with the causal mask"
+expect ctxbig "the context is 129 tokens \(trf_blocks.0.att.mask\) but pos_emb.weight has only 128 rows" \
+    "a context larger than pos_emb"
+expect ctxdisagree "is \[32,32\] but trf_blocks.0.att.mask is \[16,16\]: the blocks disagree" "causal masks of different sizes"
+expect ctxrows "the context is 32 tokens .* but pos_emb.weight has only 20 rows" "fewer pos_emb rows than the mask"

@@ -54,6 +54,10 @@ ok "tcp pipeline output is identical to in-process" \
    "diff <(cut -f1 '$tmp/ref'; grep -v ERROR '$tmp/ref') <(cut -f1 '$tmp/tcp'; grep -v ERROR '$tmp/tcp') >/dev/null"
 "$cli" --beam 2 --max-tokens 6 --no-progress --connect "$P" --reply "$R" --model "$m" < "$tmp/list" > "$tmp/tcp2" 2>/dev/null
 ok "a rerun with other decoding flags captions every line" "[ \$(wc -l < '$tmp/tcp2') = 200 ]"
+# the default 50 tokens exceed the tiny model's 32-token context: decoderd clamps and warns once
+head -n 3 "$tmp/list" | "$cli" --greedy --no-progress --connect "$P" --reply "$R" --model "$m" > "$tmp/tcp3" 2>/dev/null
+ok "decoderd clamps a max_tokens beyond the context, with one warning" \
+   "[ \$(grep -c ERROR '$tmp/tcp3') = 0 ] && [ \$(wc -l < '$tmp/tcp3') = 3 ] && [ \$(cat '$tmp/d1.log' '$tmp/d2.log' | grep -c 'context is 32') -ge 1 ] && [ \$(cat '$tmp/d1.log' '$tmp/d2.log' | grep -c 'context is 32') -le 2 ]"
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 wait 2>/dev/null; pids=()
 sent() { sed -n 's/.* \([0-9]*\) sent,.*/\1/p' "$1" | tail -1; }

@@ -3,8 +3,10 @@
  *   test_ckpt            self-contained: C writer -> C reader round trip,
  *                        crafted bad inputs, truncations, 2000-flip fuzz
  *   test_ckpt CASEDIR    also checks the torch.save cases made by
- *                        tests/ckpt_cases.py and leaves cwriter*.pth there
- *                        for its torch.load check (tests/ckpt.sh does this) */
+ *                        tests/ckpt_cases.py (and the vgpt-mkckpt files
+ *                        tests/ckpt.sh lists there) and leaves cwriter*.pth
+ *                        with their manifests and <stem>.wrapper.json for
+ *                        its torch.load check (tests/ckpt.sh does this) */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "ckpt.h"
 #include "ckpt_write.h"
 #include "half.h"
+#include "json.h"
 #include "pickle.h"
 #include "zipread.h"
 
@@ -175,9 +178,35 @@ static void sample_data(size_t k, float *f32, uint16_t *f16) {
     }
 }
 
-static int write_samples(const char *path, int flags, vgpt_err *e) {
+/* The training wrapper of the C writer's files: every kind of JSON value
+ * the writer pickles, edge numbers, a repeated key and escapes included;
+ * ckpt_cases.py compares torch.load's 'config' with json.load of the same
+ * text, types and key order included. */
+static const char train_config[] =
+    "{\"vocab_size\": 50258, \"context_length\": 256, \"drop_rate\": 0.1, \"qkv_bias\": true, \"off\": false,"
+    " \"none\": null, \"cross_attention_pos\": [3, 6, 9], \"vision_encoder_type\": \"torchvision_vit_b_16\","
+    " \"learning_rate\": 1e-4, \"huge\": 1e300, \"denormal\": 5e-324, \"neg\": -123456789, \"k2\": 65535,"
+    " \"k4\": 65536, \"i32min\": -2147483648, \"i64max\": 9223372036854775807,"
+    " \"i64min\": -9223372036854775808, \"negzero\": -0.0, \"intzero\": -0, \"exp\": 1e5, \"dup\": 1,"
+    " \"utf8\": \"caf\\u00e9 \\u2603 \\ud83d\\ude00 \\\"q\\\" \\\\\", \"nul\": \"a\\u0000b\", \"\\u00fcber\": 1,"
+    " \"nested\": {\"empty_obj\": {}, \"empty_list\": [], \"list\": [1, 2.5, \"x\", [null, true]]}, \"dup\": 2}";
+#define TRAIN_EPOCH 123456789012LL /* needs an 8-byte LONG1 */
+#define TRAIN_LOSS 2.3f
+
+typedef enum { WRAP_MINIMAL, WRAP_TRAINING, WRAP_BARE } wrap_kind;
+
+static int set_training(vgpt_ckpt_writer *w, vgpt_err *e) {
+    vgpt_json_doc *doc;
+    if (vgpt_json_parse(train_config, strlen(train_config), "train_config", &doc, e)) return -1;
+    vgpt_ckpt_training t = {vgpt_json_root(doc), TRAIN_EPOCH, TRAIN_LOSS, "GPTModal"};
+    int rc = vgpt_ckpt_writer_set_training(w, &t, e);
+    vgpt_json_free(doc); /* the writer keeps no pointer into it */
+    return rc;
+}
+
+static int write_samples(const char *path, int flags, wrap_kind wrap, vgpt_err *e) {
     vgpt_ckpt_writer *w;
-    if (vgpt_ckpt_writer_open(path, flags, &w, e)) return -1;
+    if (vgpt_ckpt_writer_open(path, flags | (wrap == WRAP_BARE ? VGPT_CKPT_WRITE_BARE : 0), &w, e)) return -1;
     for (size_t i = 0; i < N_SAMPLES; i++) {
         const sample *s = &samples[i];
         if (s->tie) {
@@ -193,6 +222,7 @@ static int write_samples(const char *path, int flags, vgpt_err *e) {
         free(h);
         if (rc) goto bad;
     }
+    if (wrap == WRAP_TRAINING && set_training(w, e)) goto bad;
     return vgpt_ckpt_writer_finish(w, e);
 bad:
     vgpt_ckpt_writer_abort(w);
@@ -230,6 +260,22 @@ static int write_manifest(const char *dir, const char *stem) {
         fputc('\n', m);
     }
     return fclose(m);
+}
+
+/* <stem>.wrapper.json: what ckpt_cases.py verify-writer must find around
+ * the state dict. */
+static int write_wrapper_json(const char *dir, const char *stem, wrap_kind wrap) {
+    static const char *const names[] = {"minimal", "training", "bare"};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.wrapper.json", dir, stem);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "{\"wrapper\": \"%s\"", names[wrap]);
+    if (wrap == WRAP_TRAINING)
+        fprintf(f, ", \"epoch\": %lld, \"loss\": %.9g, \"model_class\": \"GPTModal\", \"config\": %s",
+                TRAIN_EPOCH, (double)TRAIN_LOSS, train_config);
+    fputs("}\n", f);
+    return fclose(f);
 }
 
 /* ---- checking a checkpoint against a manifest ---- */
@@ -475,17 +521,42 @@ static void test_bad_inputs(check_state *st, const char *dir) {
 
 /* ---- the writer ---- */
 
-static void test_writer(check_state *st, const char *dir) {
-    const char *stems[2] = {"cwriter", "cwriter64"};
-    for (int z = 0; z < 2; z++) {
+/* The wrapper's other keys and the loss tensor are no state-dict entries. */
+static void check_ignored(check_state *st, const char *path, const char *stem) {
+    vgpt_ckpt *ck = NULL;
+    vgpt_err e = {{0}};
+    int rc = vgpt_ckpt_open(path, &ck, &e);
+    int hidden = !rc && !vgpt_ckpt_find(ck, "loss") && !vgpt_ckpt_find(ck, "config") &&
+                 !vgpt_ckpt_find(ck, "model_state_dict") && vgpt_ckpt_count(ck) == N_SAMPLES;
+    CHECK(st, hidden, "writer: %s: reader lists the %zu state-dict tensors only (%s)", stem, N_SAMPLES,
+          rc ? e.msg : "ok");
+    vgpt_ckpt_close(ck);
+}
+
+static void test_writer_files(check_state *st, const char *dir) {
+    static const struct { const char *stem; int flags; wrap_kind wrap; } files[] = {
+        {"cwriter", 0, WRAP_MINIMAL},
+        {"cwriter64", VGPT_CKPT_WRITE_ZIP64, WRAP_TRAINING},
+        {"cwriter_bare", 0, WRAP_BARE},
+        {"cwriter_train", 0, WRAP_TRAINING},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[1024];
         vgpt_err e = {{0}};
-        snprintf(path, sizeof path, "%s/%s.pth", dir, stems[z]);
-        int rc = write_samples(path, z ? VGPT_CKPT_WRITE_ZIP64 : 0, &e);
-        CHECK(st, rc == 0, "writer: %s written (%s)", stems[z], rc ? e.msg : "ok");
-        CHECK(st, write_manifest(dir, stems[z]) == 0, "writer: %s manifest written", stems[z]);
-        if (!rc) check_manifest(st, dir, stems[z], 1);
+        const char *stem = files[i].stem;
+        snprintf(path, sizeof path, "%s/%s.pth", dir, stem);
+        int rc = write_samples(path, files[i].flags, files[i].wrap, &e);
+        CHECK(st, rc == 0, "writer: %s written (%s)", stem, rc ? e.msg : "ok");
+        CHECK(st, write_manifest(dir, stem) == 0 && write_wrapper_json(dir, stem, files[i].wrap) == 0,
+              "writer: %s manifest and wrapper.json written", stem);
+        if (rc) continue;
+        check_manifest(st, dir, stem, 1);
+        check_ignored(st, path, stem);
     }
+}
+
+/* Misuse of the API fails with a message naming the file. */
+static void test_writer_errors(check_state *st, const char *dir) {
     char path[1024];
     vgpt_err e = {{0}};
     vgpt_ckpt_writer *w;
@@ -498,8 +569,28 @@ static void test_writer(check_state *st, const char *dir) {
     CHECK(st, r1 == 0 && r2 == -1 && strstr(e.msg, "added twice"), "writer: duplicate name refused: %s", e.msg);
     int r3 = rc ? 0 : vgpt_ckpt_writer_tie(w, "b", "nope", &e);
     CHECK(st, r3 == -1 && strstr(e.msg, "no such tensor"), "writer: tie to unknown tensor refused: %s", e.msg);
+    vgpt_json_doc *list = NULL;
+    int r4 = vgpt_json_parse("[1]", 3, "list", &list, &e);
+    vgpt_ckpt_training notobj = {vgpt_json_root(list), 1, 1.0f, "GPTModal"};
+    r4 = rc || r4 ? 0 : vgpt_ckpt_writer_set_training(w, &notobj, &e);
+    vgpt_json_free(list);
+    CHECK(st, r4 == -1 && strstr(e.msg, path) && strstr(e.msg, "config must be a JSON object, got array"),
+          "writer: training wrapper with a non-object config refused: %s", e.msg);
+    int r5 = rc ? -1 : set_training(w, &e), r6 = rc ? 0 : set_training(w, &e);
+    CHECK(st, r5 == 0 && r6 == -1 && strstr(e.msg, "set twice"), "writer: training wrapper set twice refused: %s",
+          e.msg);
     if (!rc) vgpt_ckpt_writer_abort(w);
     CHECK(st, access(path, F_OK) != 0, "writer: abort leaves no file behind");
+    rc = vgpt_ckpt_writer_open(path, VGPT_CKPT_WRITE_BARE, &w, &e);
+    int r7 = rc ? 0 : set_training(w, &e);
+    CHECK(st, r7 == -1 && strstr(e.msg, path) && strstr(e.msg, "bare"), "writer: training wrapper on a bare "
+          "state dict refused: %s", e.msg);
+    if (!rc) vgpt_ckpt_writer_abort(w);
+}
+
+static void test_writer(check_state *st, const char *dir) {
+    test_writer_files(st, dir);
+    test_writer_errors(st, dir);
 }
 
 /* ---- torch's files (tests/ckpt_cases.py) ---- */
@@ -570,13 +661,16 @@ int main(int argc, char **argv) {
     test_pickle(&st);
     test_bad_inputs(&st, dir);
     test_writer(&st, dir);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/cwriter.pth", dir);
-    size_t len = 0;
-    uint8_t *blob = slurp(path, &len);
-    if (blob) {
-        test_truncations(&st, blob, len, "cwriter.pth");
-        test_fuzz(&st, blob, len, "cwriter.pth", 2000);
+    static const char *const fuzzed[] = {"cwriter.pth", "cwriter_train.pth"}; /* minimal and training wrapper */
+    for (int i = 0; i < 2; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, fuzzed[i]);
+        size_t len = 0;
+        uint8_t *blob = slurp(path, &len);
+        CHECK(&st, blob != NULL, "writer: %s readable for fuzzing", fuzzed[i]);
+        if (!blob) continue;
+        test_truncations(&st, blob, len, fuzzed[i]);
+        test_fuzz(&st, blob, len, fuzzed[i], 2000);
         free(blob);
     }
     if (argc > 1) test_torch_cases(&st, dir);

@@ -91,7 +91,7 @@ static double attention_err(const float *q, const float *k, const float *v, cons
         for (int i = 0; i < Tq; i++) {
             int n = causal_offset >= 0 ? causal_offset + i + 1 : Tk;
             if (n > Tk) n = Tk;
-            double sc[64], mx = -1e300, sum = 0;
+            double sc[512], mx = -1e300, sum = 0;
             for (int j = 0; j < n; j++) {
                 double d = 0;
                 for (int c = 0; c < hd; c++) d += (double)q[i * D + h * hd + c] * k[j * D + h * hd + c];
@@ -131,6 +131,21 @@ static void test_attention(check_state *st, uint64_t *s) {
     vgpt_attention(out2, D2, q2, D2, k2, D2, v2, D2, 1, T, H2, HD2, -1, scratch);
     e = attention_err(q2, k2, v2, out2, 1, T, H2, HD2, -1);
     CHECK(st, e < 1e-5, "single-query attention, 40-wide heads (max err %.2g)", e);
+}
+
+/* A prompt longer than 256 tokens once lost its causal mask (a fixed-size
+ * buffer of row lengths): check a 300-row causal product. */
+static void test_long_causal(check_state *st, uint64_t *s) {
+    enum { T = 300, H = 2, HD = 8, D = H * HD };
+    float *q = malloc(sizeof(float) * T * D), *k = malloc(sizeof(float) * T * D), *v = malloc(sizeof(float) * T * D);
+    float *out = malloc(sizeof(float) * T * D), *scratch = malloc(sizeof(float) * T * T);
+    fill(q, T * D, s, 1.0f);
+    fill(k, T * D, s, 1.0f);
+    fill(v, T * D, s, 1.0f);
+    vgpt_attention(out, D, q, D, k, D, v, D, T, T, H, HD, 0, scratch);
+    double e = attention_err(q, k, v, out, T, T, H, HD, 0);
+    CHECK(st, e < 1e-5, "causal attention over %d queries keeps its mask (max err %.2g)", T, e);
+    free(q); free(k); free(v); free(out); free(scratch);
 }
 
 /* The decoder's packed product: two weights stacked (as W_query | W_key),
@@ -182,12 +197,11 @@ static void test_packed(check_state *st, uint64_t *s, vgpt_pool *pool) {
 }
 
 static void test_softmax(check_state *st) {
-    float x[6] = {1000.0f, 1001.0f, 999.0f, 5.0f, 5.0f, 5.0f};
-    int valid[2] = {3, 2};
-    vgpt_softmax_rows(x, 2, 3, valid);
-    double e = fabs(x[1] - 1.0 / (1.0 + exp(-1.0) + exp(-2.0)));
+    float x[6] = {5.0f, 5.0f, 5.0f, 1000.0f, 1001.0f, 999.0f};
+    vgpt_softmax_rows(x, 2, 3, 1); /* row 0 sees 2 entries, row 1 all 3 */
+    double e = fabs(x[4] - 1.0 / (1.0 + exp(-1.0) + exp(-2.0)));
     CHECK(st, e < 1e-6, "softmax is stable for large logits (err %.2g)", e);
-    CHECK(st, fabs(x[3] - 0.5) < 1e-6 && x[5] == 0.0f, "softmax masks entries past the valid length");
+    CHECK(st, fabs(x[0] - 0.5) < 1e-6 && x[2] == 0.0f, "causal softmax masks entries past the row's length");
 }
 
 int main(void) {
@@ -198,6 +212,7 @@ int main(void) {
     test_gelu(&st, &s);
     test_linear(&st, &s);
     test_attention(&st, &s);
+    test_long_causal(&st, &s);
     test_softmax(&st);
     vgpt_pool *pool = vgpt_pool_new(2);
     test_packed(&st, &s, pool);

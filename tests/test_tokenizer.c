@@ -93,6 +93,11 @@ static void test_known(check_state *st, const vgpt_tok *t, const vgpt_json *voca
     CHECK(st, decodes_to(t, a, 3, "The dog is"), "tok: [The, \" dog\", \" is\"] -> \"The dog is\"");
     int32_t b[] = {50256, the, 50257, dog, 50256, -1, 50258, 1 << 30, INT32_MIN};
     CHECK(st, decodes_to(t, b, 9, "The dog"), "tok: eot, pad and out-of-range ids dropped");
+    /* the author's caption text: decode(skip_special_tokens) then str.strip(), no other clean-up */
+    int32_t cap[] = {50256, 220, 1849, 32, 3290, 764, 1849, 220, 50257, 50256};
+    CHECK(st, decodes_to(t, cap, 10, "A dog ."), "tok: specials dropped, Unicode whitespace (U+00A0) stripped, \" .\" kept");
+    int32_t blank[] = {1849, 220};
+    CHECK(st, decodes_to(t, blank, 2, ""), "tok: a caption of only whitespace becomes empty");
     int32_t c[] = {sp, nl, the, dog, nl, sp, sp};
     CHECK(st, decodes_to(t, c, 7, "The dog"), "tok: leading/trailing ASCII whitespace trimmed");
     CHECK(st, decodes_to(t, c, 2, ""), "tok: whitespace only -> empty string");
@@ -135,6 +140,43 @@ static int write_text(const char *path, const char *text) {
     return fclose(f);
 }
 
+/* The folder GPT2TokenizerFast.save_pretrained writes: added_tokens.json gives
+ * <|pad|>; every other file, when present, must be well formed. */
+static void test_tokenizer_dir(check_state *st, const char *argv0, const char *dir, const char *ckpt, const char *vpath) {
+    char p[4200];
+    vgpt_tok *t = NULL;
+    vgpt_err err = {{0}};
+    write_text(vpath, "{\"h\": 0, \"\\u0120i\": 1, \"<|endoftext|>\": 2}");
+    snprintf(p, sizeof p, "%s/tokenizer/added_tokens.json", dir);
+    write_text(p, "{\"<|pad|>\": 5}");
+    int rc = vgpt_tok_load(ckpt, argv0, &t, &err);
+    CHECK(st, rc == 0 && vgpt_tok_vocab_size(t) == 6, "tok: added_tokens.json's <|pad|> id sets the vocabulary size (%s)",
+          rc ? err.msg : "ok");
+    if (rc == 0) {
+        int32_t ids[] = {0, 5, 1, 2};
+        CHECK(st, decodes_to(t, ids, 4, "h i"), "tok: the added <|pad|> is dropped when decoding");
+        vgpt_tok_free(t);
+    }
+    static const struct { const char *file, *text, *want; } bad[] = {
+        {"added_tokens.json", "{\"<|pad|>\": \"x\"}", "expected an integer id"},
+        {"added_tokens.json", "{\"<|pad|>\": 1}", "already has a token with id 1"},
+        {"added_tokens.json", "[1]", "expected a JSON object"},
+        {"tokenizer.json", "{\"model\": ", "tokenizer.json:1:"},
+        {"special_tokens_map.json", "\"eos\"", "expected a JSON object"},
+        {"tokenizer_config.json", "{,}", "tokenizer_config.json:1:"},
+        {"merges.txt", "#version: 0.2\n\u0120 t\nbroken\n", "merges.txt:3: expected a merge"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(p, sizeof p, "%s/tokenizer/%s", dir, bad[i].file);
+        write_text(p, bad[i].text);
+        rc = vgpt_tok_load(ckpt, argv0, &t, &err);
+        CHECK(st, rc == -1 && strstr(err.msg, bad[i].want) && strstr(err.msg, bad[i].file),
+              "tok: malformed tokenizer/%s refused (%s)", bad[i].file, rc ? err.msg : "loaded");
+        if (rc == 0) vgpt_tok_free(t);
+        unlink(p);
+    }
+}
+
 static void test_local_vocab(check_state *st, const char *argv0, const char *dir) {
     char ckpt[4200], vpath[4200], *s;
     snprintf(ckpt, sizeof ckpt, "%s/model.pt", dir);
@@ -167,10 +209,18 @@ static void test_local_vocab(check_state *st, const char *argv0, const char *dir
         CHECK(st, rc == -1 && !t && strstr(err.msg, bad[i].want) && strstr(err.msg, vpath),
               "tok: broken vocab.json %s refused, no fallback (%s)", bad[i].json, err.msg);
     }
+    test_tokenizer_dir(st, argv0, dir, ckpt, vpath);
     unlink(vpath);
+    rc = vgpt_tok_load(ckpt, argv0, &t, &err);
+    CHECK(st, rc == -1 && strstr(err.msg, "without vocab.json"), "tok: a tokenizer/ folder without vocab.json is an error (%s)",
+          err.msg);
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/tokenizer", dir);
+    rmdir(sub);
     rc = vgpt_tok_load(ckpt, argv0, &t, &err);
     CHECK(st, rc == 0 && strstr(vgpt_tok_path(t), "encoder.json"), "tok: without tokenizer/ falls back to encoder.json");
     vgpt_tok_free(t);
+    mkdir(sub, 0700);
 
     /* $VGPT_DATA_DIR comes before the executable's neighbourhood */
     char epath[4200];
@@ -205,7 +255,7 @@ static const char *const PY_REF =
     "for line in open(sys.argv[2]):\n"
     "    ids = [int(x) for x in line.split()]\n"
     "    b = bytearray(bd[c] for i in ids if i in dec and i not in (50256, 50257) for c in dec[i])\n"
-    "    s = b.decode('utf-8', errors='replace').strip(' \\t\\n\\r\\x0b\\x0c')\n"
+    "    s = b.decode('utf-8', errors='replace').strip()\n"
     "    print(s.encode('utf-8').hex())\n";
 
 static uint64_t rng(uint64_t *s) {

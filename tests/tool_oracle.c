@@ -4,7 +4,9 @@
  *
  * DIR holds what `vgpt_ref.py run` wrote: pixels.f32 (N,3,S,S), vis.f32
  * (N,L,C), logits0.f32 (N,V), greedy.i32 (N,K), margin.f32 (N,K) and
- * logits_steps.f32 (N,K,V).  Prints PASS/FAIL lines for tests/run.sh. */
+ * logits_steps.f32 (N,K,V), and for sampling sample_in.f32 (M,V) with
+ * sample_cases.json (the author's filter's drawable tokens and probabilities
+ * per row and setting).  Prints PASS/FAIL lines for tests/run.sh. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,9 @@
 #include "check.h"
 #include "decode.h"
 #include "encoder.h"
+#include "decode_job.h"
 #include "gpt2.h"
+#include "json.h"
 #include "kernels.h"
 #include "model.h"
 
@@ -155,6 +159,61 @@ static void check_greedy(check_state *st, vgpt_decoder *d, const ref *r, const v
     free(caps);
 }
 
+/* One case: the same drawable set as the author's filter, probabilities within 1e-5. */
+static int sample_case_ok(const vgpt_json *c, const float *row, int V, vgpt_cand *out, double *worst) {
+    const vgpt_json *ids = vgpt_json_get(c, "ids"), *probs = vgpt_json_get(c, "probs");
+    vgpt_gen_opts o;
+    vgpt_gen_opts_sample(&o);
+    o.temperature = (float)vgpt_json_get(c, "temperature")->num;
+    o.top_k = (int)vgpt_json_get(c, "top_k")->i;
+    o.top_p = (float)vgpt_json_get(c, "top_p")->num;
+    int n = vgpt_sample_dist(row, V, &o, out);
+    if (n != (int)ids->n) return 0;
+    for (size_t i = 0; i < ids->n; i++) {
+        int found = 0;
+        for (int j = 0; j < n && !found; j++) {
+            if (out[j].id != ids->kids[i].i) continue;
+            double d = fabs(out[j].v - probs->kids[i].num);
+            *worst = d > *worst ? d : *worst;
+            found = d <= 1e-5;
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+static void check_sampling(check_state *st, const char *dir, int V) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sample_cases.json", dir);
+    vgpt_json_doc *doc;
+    vgpt_err err;
+    if (vgpt_json_parse_file(path, &doc, &err)) {
+        CHECK(st, 0, "sampling cases: %s", err.msg);
+        return;
+    }
+    size_t len;
+    float *rows = slurp(dir, "sample_in.f32", &len);
+    vgpt_cand *out = malloc((size_t)V * sizeof *out);
+    const vgpt_json *cases = vgpt_json_root(doc);
+    int bad = 0, ties = 0;
+    double worst = 0;
+    for (size_t i = 0; i < cases->n; i++) {
+        const vgpt_json *c = &cases->kids[i];
+        int r = (int)vgpt_json_get(c, "row")->i;
+        ties += (int)vgpt_json_get(c, "ids")->n > vgpt_json_get(c, "top_k")->i && vgpt_json_get(c, "top_k")->i > 0;
+        if (!sample_case_ok(c, rows + (size_t)r * V, V, out, &worst)) {
+            if (!bad) fprintf(stderr, "tool_oracle: sampling case %zu (row %d) differs from the reference\n", i, r);
+            bad++;
+        }
+    }
+    CHECK(st, cases->n > 0 && bad == 0 && ties > 0,
+          "sampling: drawable tokens and probabilities equal the author's filter in %zu cases (%d with top-k ties; "
+          "worst prob diff %.2g <= 1e-5; %d differ)", cases->n, ties, worst, bad);
+    free(out);
+    free(rows);
+    vgpt_json_free(doc);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: tool_oracle CKPT DIR [REL_TOL]\n");
@@ -181,6 +240,7 @@ int main(int argc, char **argv) {
     vgpt_decoder_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
     check_teacher_forced(&st, &d, m, &r, xkv, tol);
     check_greedy(&st, &d, &r, xkv, tol);
+    check_sampling(&st, argv[2], r.V);
     for (int n = 0; n < r.N; n++) vgpt_xkv_free(&xkv[n]);
     free(xkv); free(vis);
     free(r.pixels); free(r.vis); free(r.logits0); free(r.greedy); free(r.margin); free(r.steps);

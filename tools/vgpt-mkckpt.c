@@ -4,17 +4,25 @@
  * published key layout (model-spec.md) without downloading 0.9 GB: this
  * writes one with random weights, torch-loadable, plus config.json beside
  * it.  The captions it produces are meaningless; the shapes and the cost of
- * running it are real. */
+ * running it are real.  By default the file is what the published one is:
+ * wrapped as the model author's training code saves it (config, epoch, a
+ * loss tensor on cuda:0, model_class) and with more pos_emb rows than the
+ * context, so readers are tested against what they will meet.  Options
+ * give the older variants (bare / minimal wrapper, rows == context). */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ckpt_write.h"
 #include "half.h"
+#include "json.h"
 
 #define MAX_CROSS 16
+#define MAX_POS_ROWS 65536
+#define EPOCH 9 /* the published run's last epoch (0-based, 10 epochs) */
 
 typedef struct dims {
     int vw, vl, vh;          /* ViT width, layers, heads */
@@ -22,7 +30,19 @@ typedef struct dims {
     int lat, dep, ph, pd, mlp; /* resampler latents, depth, heads, head width, mlp hidden */
     int ctx, vocab;
     int ncross, cross[MAX_CROSS];
+    int pos;                 /* pos_emb rows, >= ctx */
 } dims;
+
+typedef enum { WRAP_TRAINING, WRAP_MINIMAL, WRAP_BARE } wrap_kind;
+
+typedef struct opts {
+    const char *out;
+    dims d;
+    int tiny, tied, config;
+    vgpt_dtype dtype;
+    wrap_kind wrap;
+    unsigned long long seed;
+} opts;
 
 typedef enum { INIT_NORMAL, INIT_LATENT, INIT_ONES, INIT_FOUR, INIT_ZEROS, INIT_MASK } init_kind;
 
@@ -38,22 +58,60 @@ typedef struct gen {
 } gen;
 
 static const char usage[] =
-    "usage: vgpt-mkckpt --preset full|tiny [--dtype fp32|fp16] [--cross 3,6,9] [--seed N]\n"
-    "                   [--tied yes|no] OUT.pth\n"
+    "usage: vgpt-mkckpt --preset full|tiny [OPTIONS] OUT.pth\n"
     "\n"
-    "Writes a Vision-GPT checkpoint with RANDOM weights in the published key layout\n"
-    "(torch.save zip format, loadable by torch.load and by vgpt) and config.json beside it.\n"
-    "Use it for tests and benchmarks; its captions are meaningless.\n"
+    "Writes a Vision-GPT checkpoint with RANDOM weights in the key layout of the\n"
+    "published gurumurthy3/vision-gpt-flickr8k_v2 checkpoint, and config.json beside\n"
+    "it.  OUT.pth is in torch.save's zip format, readable by vgpt and by\n"
+    "torch.load(OUT.pth, map_location='cpu').  Use it for tests and benchmarks only:\n"
+    "its captions are meaningless.\n"
     "\n"
-    "  --preset full   published dimensions: ViT-B/16 (768 wide, 12 layers), resampler 64\n"
-    "                  latents depth 2 (8 heads x 64), GPT-2 small (768, 12 blocks), context 256\n"
-    "  --preset tiny   ViT 64 wide x 2 layers, text 64 wide x 12 blocks, resampler 8 latents\n"
-    "                  depth 2 (2 heads x 16, mlp 32), context 32, vocab 50258\n"
-    "  --dtype         fp32 (default) or fp16\n"
-    "  --cross         transformer blocks preceded by a cross-attention block (default 3,6,9)\n"
-    "  --seed          random seed (default 1)\n"
-    "  --tied          out_head.weight shares tok_emb.weight's storage (default: yes for fp32,\n"
-    "                  no for fp16, like the published files)\n";
+    "By default data.pkl holds what the model author's training code saves:\n"
+    "  {'model_state_dict': OrderedDict(name -> tensor),\n"
+    "   'config': a dict equal to config.json,\n"
+    "   'epoch': 9,\n"
+    "   'loss': ln(vocab_size) (the loss of a uniform guess) as a 0-dim float32\n"
+    "           tensor with requires_grad=True, its storage tagged 'cuda:0',\n"
+    "   'model_class': 'GPTModal'}\n"
+    "so torch.load without map_location='cpu' fails on a machine without CUDA.\n"
+    "\n"
+    "Options:\n"
+    "  --preset full     published dimensions: ViT-B/16 (768 wide, 12 layers, 12 heads),\n"
+    "                    resampler 64 latents, depth 2 (8 heads x 64, mlp 256), GPT-2\n"
+    "                    small (768 wide, 12 blocks, 12 heads), vocab 50258, context\n"
+    "                    256, pos_emb 1024 rows\n"
+    "  --preset tiny     ViT 64 wide x 2 layers (2 heads), text 64 wide x 12 blocks\n"
+    "                    (4 heads), resampler 8 latents, depth 2 (2 heads x 16, mlp 32),\n"
+    "                    vocab 50258, context 32, pos_emb 128 rows\n"
+    "  --dtype fp32|fp16 tensor dtype, masks included (default fp32)\n"
+    "  --cross LIST      transformer blocks preceded by a cross-attention block,\n"
+    "                    increasing and comma-separated (default 3,6,9)\n"
+    "  --seed N          random seed (default 1).  A tensor's values depend only on the\n"
+    "                    seed and its name, and pos_emb's first rows not on --pos-rows\n"
+    "  --tied yes|no     out_head.weight shares tok_emb.weight's storage (default yes\n"
+    "                    for fp32, no for fp16, like the published files)\n"
+    "  --pos-rows N      rows of pos_emb.weight, from the context up to 65536 (default\n"
+    "                    1024 for full, 128 for tiny).  The published pos_emb is GPT-2's\n"
+    "                    whole 1024-row wpe while its att.mask buffers and\n"
+    "                    context_length are 256; N equal to the context gives the older\n"
+    "                    rows == context layout\n"
+    "  --wrapper KIND    top level of data.pkl: training (the default, above);\n"
+    "                    minimal, {'model_state_dict': ...} alone (what vgpt-mkckpt\n"
+    "                    wrote before); or bare, the state dict itself\n"
+    "  --bare            same as --wrapper bare\n"
+    "  --no-config       write no config.json (the training wrapper still holds the\n"
+    "                    config); readers then use their default head counts\n"
+    "  -h, --help        print this help and exit\n"
+    "\n"
+    "The config has the published keys (vocab_size, emb_dim, context_length, n_heads,\n"
+    "n_layers, drop_rate, qkv_bias, cross_attention_pos, vision_*, perceiver_*,\n"
+    "weight_decay, learning_rate), plus vision_num_heads for tiny and vgpt_note, which\n"
+    "says the weights are random.  config.json is written into OUT.pth's directory,\n"
+    "replacing any config.json there.  OUT.pth appears only once complete.  The\n"
+    "parameter count printed leaves out the att.mask buffers (222,092,520 for full\n"
+    "fp32, as the author's training log prints).\n"
+    "\n"
+    "Exit status: 0 written, 1 cannot write, 2 bad usage.\n";
 
 /* ---- random numbers: xorshift64* per tensor, Box-Muller normals ---- */
 
@@ -113,7 +171,7 @@ static int emit_as(gen *g, const char *name, const char *seed_name, init_kind ki
         vgpt_float_to_half_n(g->f, g->h, (size_t)n);
         data = g->h;
     }
-    g->params += n;
+    if (kind != INIT_MASK) g->params += n; /* masks are buffers, not parameters */
     g->tensors++;
     return vgpt_ckpt_writer_add(g->w, name, g->dtype, ndim, shape, data, &g->err);
 }
@@ -209,7 +267,7 @@ static int is_cross_before(const dims *d, int block) {
 static int text(gen *g, const dims *d, int tied) {
     char p[64];
     int64_t c = d->tw;
-    if (emit(g, "tok_emb.weight", INIT_NORMAL, d->vocab, c) || emit(g, "pos_emb.weight", INIT_NORMAL, d->ctx, c))
+    if (emit(g, "tok_emb.weight", INIT_NORMAL, d->vocab, c) || emit(g, "pos_emb.weight", INIT_NORMAL, d->pos, c))
         return -1;
     int j = 0;
     for (int b = 0; b < d->nl; b++) {
@@ -233,9 +291,38 @@ static int text(gen *g, const dims *d, int tied) {
     return emit_as(g, "out_head.weight", "tok_emb.weight", INIT_NORMAL, 2, shape); /* an exact copy */
 }
 
-/* ---- config.json ---- */
+/* ---- the config: one JSON text for config.json and the wrapper ---- */
 
-static int write_config(const char *out, const dims *d, int tiny, uint64_t seed) {
+static int jsonf(vgpt_json_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int jsonf(vgpt_json_buf *b, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= sizeof line ? -1 : vgpt_json_buf_append(b, line, (size_t)n);
+}
+
+/* The published config.json's keys in its order, then ours. */
+static int config_text(vgpt_json_buf *b, const opts *o) {
+    const dims *d = &o->d;
+    if (jsonf(b, "{\n  \"vocab_size\": %d,\n  \"emb_dim\": %d,\n  \"context_length\": %d,\n  \"n_heads\": %d,\n"
+                 "  \"n_layers\": %d,\n  \"drop_rate\": 0.1,\n  \"qkv_bias\": true,\n  \"cross_attention_pos\": [",
+              d->vocab, d->tw, d->ctx, d->th, d->nl))
+        return -1;
+    for (int i = 0; i < d->ncross; i++)
+        if (jsonf(b, "%s%d", i ? ", " : "", d->cross[i])) return -1;
+    if (jsonf(b, "],\n  \"vision_enabled\": true,\n  \"vision_encoder_type\": \"torchvision_vit_b_16\",\n"
+                 "  \"vision_pretrained\": true,\n  \"vision_freeze\": true,\n") ||
+        jsonf(b, "  \"perceiver_num_latents\": %d,\n  \"perceiver_depth\": %d,\n  \"perceiver_heads\": %d,\n"
+                 "  \"perceiver_dim_head\": %d,\n  \"weight_decay\": 0.01,\n  \"learning_rate\": 0.0001,\n",
+              d->lat, d->dep, d->ph, d->pd))
+        return -1;
+    if (o->tiny && jsonf(b, "  \"vision_num_heads\": %d,\n", d->vh)) return -1;
+    return jsonf(b, "  \"vgpt_note\": \"RANDOM weights written by vgpt-mkckpt --seed %llu\"\n}\n", o->seed);
+}
+
+static int write_config(const char *out, const vgpt_json_buf *text) {
     char path[4096];
     const char *slash = strrchr(out, '/');
     int dl = slash ? (int)(slash - out) : 1;
@@ -245,20 +332,77 @@ static int write_config(const char *out, const dims *d, int tiny, uint64_t seed)
         fprintf(stderr, "vgpt-mkckpt: %s: cannot create: %s\n", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "{\n  \"vocab_size\": %d,\n  \"context_length\": %d,\n  \"emb_dim\": %d,\n  \"n_heads\": %d,\n"
-               "  \"n_layers\": %d,\n  \"drop_rate\": 0.1,\n  \"qkv_bias\": true,\n  \"cross_attention_pos\": [",
-            d->vocab, d->ctx, d->tw, d->th, d->nl);
-    for (int i = 0; i < d->ncross; i++) fprintf(f, "%s%d", i ? ", " : "", d->cross[i]);
-    fprintf(f, "],\n  \"perceiver_num_latents\": %d,\n  \"perceiver_depth\": %d,\n  \"perceiver_heads\": %d,\n"
-               "  \"perceiver_dim_head\": %d,\n", d->lat, d->dep, d->ph, d->pd);
-    if (tiny) fprintf(f, "  \"vision_num_heads\": %d,\n", d->vh);
-    fprintf(f, "  \"vgpt_note\": \"RANDOM weights written by vgpt-mkckpt --seed %llu\"\n}\n", (unsigned long long)seed);
-    if (fclose(f)) {
-        fprintf(stderr, "vgpt-mkckpt: %s: write failed\n", path);
+    int ok = fwrite(text->data, 1, text->len, f) == text->len;
+    if (fclose(f) || !ok) {
+        fprintf(stderr, "vgpt-mkckpt: %s: write failed: %s\n", path, strerror(errno));
         return -1;
     }
     printf("wrote %s\n", path);
     return 0;
+}
+
+/* ---- writing ---- */
+
+static int64_t largest(const dims *d) {
+    int64_t m = (int64_t)d->vocab * d->tw, v[] = {4LL * d->vw * d->vw, 3LL * d->vw * d->vw, (int64_t)d->ctx * d->ctx,
+                                                4LL * d->tw * d->tw, 1000LL * d->vw, 197LL * d->vw,
+                                                (int64_t)d->pos * d->tw};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        if (v[i] > m) m = v[i];
+    return m;
+}
+
+/* The tensors, then the wrapper's other keys (the loss storage comes last,
+ * as torch numbers it). */
+static int generate(gen *g, const opts *o, const vgpt_json *config) {
+    if (vit(g, &o->d) || resampler(g, &o->d) || text(g, &o->d, o->tied)) return -1;
+    if (o->wrap != WRAP_TRAINING) return 0;
+    vgpt_ckpt_training t = {config, EPOCH, logf((float)o->d.vocab), "GPTModal"};
+    return vgpt_ckpt_writer_set_training(g->w, &t, &g->err);
+}
+
+static int write_ckpt(const opts *o, const vgpt_json *config) {
+    gen g = {.dtype = o->dtype, .seed = o->seed};
+    size_t n = (size_t)largest(&o->d);
+    int flags = o->wrap == WRAP_BARE ? VGPT_CKPT_WRITE_BARE : 0;
+    g.f = malloc(n * sizeof *g.f);
+    g.h = malloc(n * sizeof *g.h);
+    if (!g.f || !g.h || vgpt_ckpt_writer_open(o->out, flags, &g.w, &g.err)) {
+        fprintf(stderr, "vgpt-mkckpt: %s\n", g.f && g.h ? g.err.msg : "out of memory");
+        free(g.f);
+        free(g.h);
+        return -1;
+    }
+    int rc = generate(&g, o, config);
+    if (rc) vgpt_ckpt_writer_abort(g.w);
+    else rc = vgpt_ckpt_writer_finish(g.w, &g.err);
+    free(g.f);
+    free(g.h);
+    if (rc) {
+        fprintf(stderr, "vgpt-mkckpt: %s\n", g.err.msg);
+        return -1;
+    }
+    static const char *wrap_name[] = {"training wrapper", "minimal wrapper", "bare state dict"};
+    printf("wrote %s: %zu tensors, %.1fM parameters (%lld), %s, %s, pos_emb %d rows, context %d%s\n", o->out,
+           g.tensors, g.params / 1e6, (long long)g.params, vgpt_dtype_name(o->dtype), wrap_name[o->wrap], o->d.pos,
+           o->d.ctx, o->tied ? ", out_head tied to tok_emb" : "");
+    return 0;
+}
+
+/* Builds the config once, so config.json and the wrapper's dict agree. */
+static int run(const opts *o) {
+    vgpt_json_buf text = {0};
+    vgpt_json_doc *doc = NULL;
+    vgpt_err err;
+    int rc = 1;
+    if (config_text(&text, o)) fprintf(stderr, "vgpt-mkckpt: out of memory\n");
+    else if (vgpt_json_parse(text.data, text.len, "config.json", &doc, &err))
+        fprintf(stderr, "vgpt-mkckpt: internal error: %s\n", err.msg);
+    else if (!write_ckpt(o, vgpt_json_root(doc)) && (!o->config || !write_config(o->out, &text)))
+        rc = 0;
+    vgpt_json_free(doc);
+    vgpt_json_buf_free(&text);
+    return rc;
 }
 
 /* ---- options ---- */
@@ -277,81 +421,96 @@ static int parse_cross(const char *s, dims *d) {
     return d->ncross ? 0 : -1;
 }
 
-static const dims full_dims = {768, 12, 12, 768, 12, 12, 64, 2, 8, 64, 256, 256, 50258, 3, {3, 6, 9}};
-static const dims tiny_dims = {64, 2, 2, 64, 12, 4, 8, 2, 2, 16, 32, 32, 50258, 3, {3, 6, 9}};
+static const dims full_dims = {768, 12, 12, 768, 12, 12, 64, 2, 8, 64, 256, 256, 50258, 3, {3, 6, 9}, 1024};
+static const dims tiny_dims = {64, 2, 2, 64, 12, 4, 8, 2, 2, 16, 32, 32, 50258, 3, {3, 6, 9}, 128};
 
-static int64_t largest(const dims *d) {
-    int64_t m = (int64_t)d->vocab * d->tw, v[] = {4LL * d->vw * d->vw, 3LL * d->vw * d->vw, (int64_t)d->ctx * d->ctx,
-                                                4LL * d->tw * d->tw, 1000LL * d->vw, 197LL * d->vw};
-    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
-        if (v[i] > m) m = v[i];
-    return m;
+/* The raw option strings, checked once all are seen (--pos-rows and --cross
+ * depend on --preset, --tied's default on --dtype). */
+typedef struct raw_opts {
+    const char *preset, *dtype, *cross, *tied, *pos, *wrap, *seed;
+    int no_config;
+} raw_opts;
+
+/* Prints "vgpt-mkckpt: <message>" and the usage; returns the usage exit status. */
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vgpt-mkckpt: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return 2;
 }
 
-static int run(const char *out, const dims *d, vgpt_dtype dt, int tied, uint64_t seed) {
-    gen g = {.dtype = dt, .seed = seed};
-    size_t n = (size_t)largest(d);
-    g.f = malloc(n * sizeof *g.f);
-    g.h = malloc(n * sizeof *g.h);
-    if (!g.f || !g.h || vgpt_ckpt_writer_open(out, 0, &g.w, &g.err)) {
-        fprintf(stderr, "vgpt-mkckpt: %s\n", g.f && g.h ? g.err.msg : "out of memory");
-        free(g.f);
-        free(g.h);
-        return 1;
+/* 0 ok, 1 --help printed, 2 usage error (printed). */
+static int scan_args(int argc, char **argv, raw_opts *r, const char **out) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **slot = !strcmp(a, "--preset") ? &r->preset : !strcmp(a, "--dtype") ? &r->dtype
+                          : !strcmp(a, "--cross") ? &r->cross : !strcmp(a, "--tied") ? &r->tied
+                          : !strcmp(a, "--pos-rows") ? &r->pos : !strcmp(a, "--wrapper") ? &r->wrap
+                          : !strcmp(a, "--seed") ? &r->seed : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage, stdout); return 1; }
+        if (slot && v) { *slot = argv[++i]; continue; }
+        if (slot) return bad("%s needs a value", a);
+        if (!strcmp(a, "--bare")) r->wrap = "bare";
+        else if (!strcmp(a, "--no-config")) r->no_config = 1;
+        else if (a[0] != '-' && !*out) *out = a;
+        else return bad("unexpected argument '%s'", a);
     }
-    int rc = vit(&g, d) || resampler(&g, d) || text(&g, d, tied);
-    if (rc) vgpt_ckpt_writer_abort(g.w);
-    else rc = vgpt_ckpt_writer_finish(g.w, &g.err);
-    free(g.f);
-    free(g.h);
-    if (rc) {
-        fprintf(stderr, "vgpt-mkckpt: %s\n", g.err.msg);
-        return 1;
-    }
-    printf("wrote %s: %zu tensors, %.1fM parameters, %s%s\n", out, g.tensors, g.params / 1e6, vgpt_dtype_name(dt),
-           tied ? ", out_head tied to tok_emb" : "");
+    return 0;
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *v) {
+    char *end;
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    return !*s || *s == '-' || *end || errno || *v > max ? -1 : 0;
+}
+
+static int pick(const char *s, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+/* Fills o from r; prints the error and returns 2 on a bad value. */
+static int check_opts(const raw_opts *r, opts *o) {
+    static const char *const presets[] = {"full", "tiny"}, *const dtypes[] = {"fp32", "fp16"},
+                             *const yesno[] = {"no", "yes"}, *const wraps[] = {"training", "minimal", "bare"};
+    int preset = r->preset ? pick(r->preset, presets, 2) : -1, fp16 = pick(r->dtype ? r->dtype : "fp32", dtypes, 2);
+    int tied = r->tied ? pick(r->tied, yesno, 2) : 0, wrap = pick(r->wrap ? r->wrap : "training", wraps, 3);
+    if (preset < 0 || !o->out) return bad("need --preset full|tiny and OUT.pth");
+    if (fp16 < 0) return bad("--dtype: expected fp32 or fp16, got '%s'", r->dtype);
+    if (tied < 0) return bad("--tied: expected yes or no, got '%s'", r->tied);
+    if (wrap < 0) return bad("--wrapper: expected training, minimal or bare, got '%s'", r->wrap);
+    o->tiny = preset == 1;
+    o->d = o->tiny ? tiny_dims : full_dims;
+    o->dtype = fp16 ? VGPT_DT_F16 : VGPT_DT_F32;
+    o->tied = r->tied ? tied : !fp16;
+    o->wrap = (wrap_kind)wrap;
+    o->config = !r->no_config;
+    if (r->seed && parse_uint(r->seed, ~0ull, &o->seed))
+        return bad("--seed: expected a number, got '%s'", r->seed);
+    if (r->cross && parse_cross(r->cross, &o->d))
+        return bad("--cross: expected increasing block indices in 0..%d like 3,6,9, got '%s'", o->d.nl - 1,
+                   r->cross);
+    unsigned long long rows;
+    if (r->pos && (parse_uint(r->pos, MAX_POS_ROWS, &rows) || rows < (unsigned long long)o->d.ctx))
+        return bad("--pos-rows: expected a number from the context (%d) to %d, got '%s'", o->d.ctx,
+                   MAX_POS_ROWS, r->pos);
+    if (r->pos) o->d.pos = (int)rows;
     return 0;
 }
 
 int main(int argc, char **argv) {
-    const char *preset = NULL, *dtype = "fp32", *cross = NULL, *tied_s = NULL, *out = NULL;
-    unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage, stdout); return 0; }
-        else if (!strcmp(a, "--preset") && v) preset = argv[++i];
-        else if (!strcmp(a, "--dtype") && v) dtype = argv[++i];
-        else if (!strcmp(a, "--cross") && v) cross = argv[++i];
-        else if (!strcmp(a, "--tied") && v) tied_s = argv[++i];
-        else if (!strcmp(a, "--seed") && v) {
-            char *end;
-            seed = strtoull(argv[++i], &end, 10);
-            if (*end || !*argv[i]) { fprintf(stderr, "vgpt-mkckpt: --seed: expected a number, got '%s'\n", argv[i]); return 2; }
-        } else if (a[0] != '-' && !out) out = a;
-        else { fprintf(stderr, "vgpt-mkckpt: unexpected argument '%s'\n%s", a, usage); return 2; }
-    }
-    if (!preset || !out || (strcmp(preset, "full") && strcmp(preset, "tiny"))) {
-        fprintf(stderr, "vgpt-mkckpt: need --preset full|tiny and OUT.pth\n%s", usage);
-        return 2;
-    }
-    if (strcmp(dtype, "fp32") && strcmp(dtype, "fp16")) {
-        fprintf(stderr, "vgpt-mkckpt: --dtype: expected fp32 or fp16, got '%s'\n", dtype);
-        return 2;
-    }
-    int tiny = !strcmp(preset, "tiny"), fp16 = !strcmp(dtype, "fp16");
-    dims d = tiny ? tiny_dims : full_dims;
-    if (cross && parse_cross(cross, &d)) {
-        fprintf(stderr, "vgpt-mkckpt: --cross: expected increasing block indices in 0..%d like 3,6,9, got '%s'\n",
-                d.nl - 1, cross);
-        return 2;
-    }
-    int tied = tied_s ? !strcmp(tied_s, "yes") : !fp16;
-    if (tied_s && strcmp(tied_s, "yes") && strcmp(tied_s, "no")) {
-        fprintf(stderr, "vgpt-mkckpt: --tied: expected yes or no, got '%s'\n", tied_s);
-        return 2;
-    }
+    raw_opts r = {0};
+    opts o = {.seed = 1};
+    int rc = scan_args(argc, argv, &r, &o.out);
+    if (rc) return rc == 1 ? 0 : 2;
+    if ((rc = check_opts(&r, &o))) return rc;
     fprintf(stderr, "vgpt-mkckpt: WARNING: writing RANDOM weights (seed %llu) to %s; captions from this checkpoint "
-            "are meaningless (use it for tests and benchmarks only)\n", seed, out);
-    if (run(out, &d, fp16 ? VGPT_DT_F16 : VGPT_DT_F32, tied, seed)) return 1;
-    return write_config(out, &d, tiny, seed) ? 1 : 0;
+            "are meaningless (use it for tests and benchmarks only)\n", o.seed, o.out);
+    return run(&o);
 }

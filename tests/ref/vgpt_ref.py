@@ -36,16 +36,18 @@ BOS = 50256  # <|endoftext|>, used as BOS
 PAD = 50257  # <|pad|>
 
 PRESETS = {
-    # exactly the published dims
+    # exactly the published dims; pos_rows > context_length as published: the
+    # author built the model with context 256, then copied GPT-2's whole
+    # 1024-row wpe into pos_emb (model-spec.md, pos_emb)
     "full": dict(vis_width=768, vis_layers=12, vis_heads=12, vis_mlp=3072,
                  emb_dim=768, n_layers=12, n_heads=12, context_length=256,
-                 vocab_size=50258, latents=64, depth=2, p_heads=8,
+                 pos_rows=1024, vocab_size=50258, latents=64, depth=2, p_heads=8,
                  p_dim_head=64, p_mlp=256),
     # same structure, small widths; vision width == text width, but head
     # width 32 (not 64), so config.json is needed to get the heads right
     "tiny": dict(vis_width=64, vis_layers=2, vis_heads=2, vis_mlp=256,
                  emb_dim=64, n_layers=12, n_heads=4, context_length=32,
-                 vocab_size=50258, latents=8, depth=2, p_heads=2,
+                 pos_rows=128, vocab_size=50258, latents=8, depth=2, p_heads=2,
                  p_dim_head=16, p_mlp=32),
 }
 TINY_PROJECT = dict(vis_width=48, vis_heads=3, vis_mlp=192)
@@ -164,7 +166,7 @@ class VisionGPT(nn.Module):
         C, P, V = cfg["emb_dim"], cfg["context_length"], cfg["vocab_size"]
         self.vision = Vision(cfg)
         self.tok_emb = nn.Embedding(V, C)
-        self.pos_emb = nn.Embedding(P, C)
+        self.pos_emb = nn.Embedding(cfg.get("pos_rows", P), C)
         blocks = []
         for i in range(cfg["n_layers"]):
             if i in cross:
@@ -265,23 +267,87 @@ def _is_norm_bias(name):
 # ----------------------------------------------------------------- mkckpt
 
 def published_config(cfg, cross, preset):
+    """config.json as the author's training code writes it (the same dict is
+    saved as the checkpoint's 'config')."""
     c = OrderedDict()
     c["vocab_size"] = cfg["vocab_size"]
-    c["context_length"] = cfg["context_length"]
     c["emb_dim"] = cfg["emb_dim"]
+    c["context_length"] = cfg["context_length"]
     c["n_heads"] = cfg["n_heads"]
     c["n_layers"] = cfg["n_layers"]
     c["drop_rate"] = 0.1
     c["qkv_bias"] = True
     c["cross_attention_pos"] = list(cross)
+    c["vision_enabled"] = True
+    c["vision_encoder_type"] = "torchvision_vit_b_16"
+    c["vision_pretrained"] = True
+    c["vision_freeze"] = True
     c["perceiver_num_latents"] = cfg["latents"]
     c["perceiver_depth"] = cfg["depth"]
     c["perceiver_heads"] = cfg["p_heads"]
     c["perceiver_dim_head"] = cfg["p_dim_head"]
     if preset != "full":
         c["vision_num_heads"] = cfg["vis_heads"]
-    c["learning_rate"] = 5e-5
+    c["weight_decay"] = 0.01
+    c["learning_rate"] = 1e-4
     return c
+
+
+def _training_loss():
+    """'loss' as the training loop saves it: a 0-dim tensor that still
+    requires grad (a non-leaf), its storage tagged 'cuda:0'.  This machine
+    has no GPU, so a location tagger of our own writes the tag."""
+    loss = torch.tensor(2.75, requires_grad=True) * 1.0
+    ptr = loss.storage().data_ptr()
+
+    def tag(obj):
+        try:
+            return "cuda:0" if obj.data_ptr() == ptr else None
+        except Exception:
+            return None
+    torch.serialization.register_package(1, tag, lambda storage, location: None)
+    return loss
+
+
+def _published_dict(sd, conf):
+    return {"model_state_dict": sd, "config": dict(conf), "epoch": 9, "loss": _training_loss(),
+            "model_class": "GPTModal"}
+
+
+def write_tokenizer_dir(out_dir):
+    """tokenizer/ as GPT2TokenizerFast.save_pretrained writes it after
+    add_special_tokens({'pad_token': '<|pad|>'}).  vocab.json is GPT-2's
+    (vgpt's data/encoder.json); merges.txt holds only its header, since no
+    test decodes through BPE merges and the real file is not shipped."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "data", "encoder.json"), encoding="utf-8") as f:
+        vocab = json.load(f)
+    d = os.path.join(out_dir, "tokenizer")
+    os.makedirs(d, exist_ok=True)
+    eot, pad = "<|endoftext|>", "<|pad|>"
+    special = lambda i, c: dict(id=i, content=c, single_word=False, lstrip=False, rstrip=False,
+                                normalized=i != BOS, special=True)
+    files = {
+        "vocab.json": vocab,
+        "added_tokens.json": {pad: PAD},
+        "special_tokens_map.json": dict(bos_token=eot, eos_token=eot, pad_token=pad, unk_token=eot),
+        "tokenizer_config.json": dict(add_prefix_space=False, bos_token=eot, eos_token=eot, pad_token=pad,
+                                      unk_token=eot, model_max_length=1024, tokenizer_class="GPT2Tokenizer",
+                                      clean_up_tokenization_spaces=True),
+        "tokenizer.json": dict(version="1.0", truncation=None, padding=None,
+                               added_tokens=[special(BOS, eot), special(PAD, pad)], normalizer=None,
+                               pre_tokenizer=dict(type="ByteLevel", add_prefix_space=False, trim_offsets=True,
+                                                  use_regex=True),
+                               post_processor=None, decoder=dict(type="ByteLevel", add_prefix_space=True,
+                                                                 trim_offsets=True, use_regex=True),
+                               model=dict(type="BPE", dropout=None, unk_token=None, continuing_subword_prefix="",
+                                          end_of_word_suffix="", fuse_unk=False, vocab=vocab, merges=[])),
+    }
+    for name, obj in files.items():
+        with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+            json.dump(obj, f, ensure_ascii=False)
+    with open(os.path.join(d, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
 
 
 def cmd_mkckpt(a):
@@ -290,6 +356,10 @@ def cmd_mkckpt(a):
         if a.preset != "tiny":
             sys.exit("mkckpt: --project is only for --preset tiny")
         cfg.update(TINY_PROJECT)
+    if a.pos_rows:
+        if a.pos_rows < cfg["context_length"]:
+            sys.exit(f"mkckpt: --pos-rows {a.pos_rows}: must be >= the context {cfg['context_length']}")
+        cfg["pos_rows"] = a.pos_rows
     cross = sorted({int(x) for x in a.cross.split(",") if x.strip()})
     if any(c < 0 or c >= cfg["n_layers"] for c in cross):
         sys.exit(f"mkckpt: --cross {a.cross}: positions must be in 0..{cfg['n_layers'] - 1}")
@@ -299,30 +369,41 @@ def cmd_mkckpt(a):
     init_params(model, cfg, cross, a.seed)
     if a.untied:
         model.out_head.weight = nn.Parameter(model.tok_emb.weight.detach().clone())
-    if a.dtype == "fp16":
-        model = model.half()
+    if a.dtype == "fp16" and a.tied_fp16:
+        model = model.half()  # module-wise: tok_emb and out_head stay one storage
     model.eval()
     sd = model.state_dict()
+    if a.dtype == "fp16" and not a.tied_fp16:
+        # tensor by tensor, as the published fp16 file was converted: every
+        # tensor (masks included) gets a storage of its own, so the head is untied
+        sd = OrderedDict((k, v.detach().half().clone()) for k, v in sd.items())
     conf = published_config(cfg, cross, a.preset)
     if a.bare:
         obj = sd
-    else:
+    elif a.minimal:
         obj = {"model_state_dict": sd}
-        if a.extras:
-            obj["optimizer_state_dict"] = _tiny_adam_state(a.seed)
-            obj["epoch"] = np.int64(3)
-            obj["config"] = dict(conf)
-            obj["loss"] = np.float32(2.75)
-            obj["args"] = argparse.Namespace(lr=5e-5, batch_size=32, note="opaque custom class")
+    else:
+        obj = _published_dict(sd, conf)
+    if a.extras:
+        if a.bare:
+            sys.exit("mkckpt: --extras needs a wrapper dict (not --bare)")
+        obj["optimizer_state_dict"] = _tiny_adam_state(a.seed)
+        obj["epoch"] = np.int64(3)
+        obj["best_loss"] = np.float32(2.75)
+        obj["args"] = argparse.Namespace(lr=5e-5, batch_size=32, note="opaque custom class")
     out_dir = os.path.dirname(os.path.abspath(a.out))
     os.makedirs(out_dir, exist_ok=True)
     torch.save(obj, a.out)
     if not a.no_config:
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump(conf, f, indent=2)
+    if not a.no_tokenizer:
+        write_tokenizer_dir(out_dir)
     n = sum(v.numel() for v in sd.values())
+    tied = sd["out_head.weight"].data_ptr() == sd["tok_emb.weight"].data_ptr()
     print(json.dumps({"ckpt": a.out, "preset": a.preset, "dtype": a.dtype, "cross": cross,
-                      "tied": not a.untied, "tensors": len(sd), "numel": n,
+                      "tied": tied, "pos_rows": cfg["pos_rows"], "context": cfg["context_length"],
+                      "tensors": len(sd), "numel": n,
                       "bytes": os.path.getsize(a.out), "seconds": round(time.time() - t0, 2)}))
 
 
@@ -351,7 +432,7 @@ def build(sd, conf, dtype):
     head counts, which come from config.json (defaults: head width 64)."""
     Pm = {k: v.to(dtype).contiguous() for k, v in sd.items()}
     V, C = Pm["tok_emb.weight"].shape
-    P = Pm["pos_emb.weight"].shape[0]
+    P = context_of(Pm, conf)
     layout, j = [], 0
     while any(k.startswith(f"trf_blocks.{j}.") for k in Pm):
         pre = f"trf_blocks.{j}."
@@ -391,8 +472,30 @@ def build(sd, conf, dtype):
     return Pm, d
 
 
+def context_of(Pm, conf):
+    """The context (model-spec.md, pos_emb): the causal mask's size, else
+    config.json's context_length, else pos_emb's rows; pos_emb may have more
+    rows (the published file: 1024 rows, context 256), never fewer."""
+    rows = Pm["pos_emb.weight"].shape[0]
+    masks = {tuple(v.shape) for k, v in Pm.items() if k.endswith(".att.mask")}
+    if len(masks) > 1:
+        raise ValueError(f"att.mask shapes disagree: {sorted(masks)}")
+    if masks:
+        (r, c), = masks
+        if r != c:
+            raise ValueError(f"att.mask is {r}x{c}, not square")
+        if "context_length" in conf and conf["context_length"] != r:
+            raise ValueError(f"config.json: context_length {conf['context_length']} but att.mask is {r}x{r}")
+        P = r
+    else:
+        P = conf.get("context_length", rows)
+    if P > rows:
+        raise ValueError(f"context {P} > pos_emb.weight rows {rows}")
+    return P
+
+
 def _validate(d, conf, Pm):
-    want = dict(emb_dim=d["C"], vocab_size=d["V"], context_length=d["P"],
+    want = dict(emb_dim=d["C"], vocab_size=d["V"],
                 n_layers=d["n_layers"], cross_attention_pos=d["cross_pos"],
                 perceiver_num_latents=d["L"], perceiver_depth=d["depth"])
     for k, v in want.items():
@@ -622,6 +725,56 @@ def make_pixels(n, seed):
     return (torch.rand((n, 3, 224, 224), generator=g, dtype=torch.float32) * 4.6 - 2.1).contiguous()
 
 
+def load_images(paths):
+    """The published preprocessing (model-spec.md): PIL convert('RGB'),
+    torchvision Resize((224, 224)), ToTensor, ImageNet Normalize."""
+    from PIL import Image
+    import torchvision.transforms as T
+    tf = T.Compose([T.Resize((224, 224)), T.ToTensor(),
+                    T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    return torch.stack([tf(Image.open(p).convert("RGB")) for p in paths]).contiguous()
+
+
+def author_filter(logits, temperature, top_k, top_p):
+    """The author's sampling filter (load_and_test.ipynb, generate_caption and
+    top_k_top_p_filtering), in float32 as it runs there -> probabilities [V]."""
+    x = logits[None, :] / max(temperature, 1e-8)
+    if top_k > 0:
+        values, _ = torch.topk(x, min(top_k, x.size(-1)))
+        x = torch.where(x < values[..., -1, None], torch.full_like(x, float("-inf")), x)
+    if top_p < 1.0:
+        sorted_logits, sorted_indices = torch.sort(x, descending=True)
+        cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        mask = cum > top_p
+        mask[..., 1:] = mask[..., :-1].clone()
+        mask[..., 0] = False
+        x = x.scatter(1, sorted_indices, sorted_logits.masked_fill(mask, float("-inf")))
+    return F.softmax(x, dim=-1)[0]
+
+
+# (temperature, top_k, top_p): the published setting first
+SAMPLE_SETTINGS = [(0.7, 50, 0.9), (1.0, 0, 0.5), (0.7, 5, 1.0), (1.3, 200, 0.95), (0.0, 50, 0.9)]
+
+
+def write_sample_cases(out, logits32):
+    """The sets of drawable tokens and their probabilities, step by step on
+    the greedy prefix of image 0, for several settings; plus rows rounded to
+    multiples of 0.5 so that many logits tie at the k-th value (top-p off
+    there: where a tie straddles the top-p cut, torch.sort's order decides)."""
+    rows = [logits32[0, s] for s in range(logits32.shape[1])]
+    rows += [torch.round(r * 2) / 2 for r in rows[:3]]
+    cases = []
+    for i, row in enumerate(rows):
+        for T, k, p in SAMPLE_SETTINGS if i < logits32.shape[1] else [(1.0, 10, 1.0), (0.5, 3, 1.0)]:
+            pr = author_filter(row.clone(), T, k, p)
+            ids = torch.nonzero(pr > 0).flatten()
+            cases.append(dict(row=i, temperature=T, top_k=k, top_p=p, ids=ids.tolist(),
+                              probs=[float(x) for x in pr[ids]]))
+    _write(os.path.join(out, "sample_in.f32"), torch.stack(rows), "<f4")
+    with open(os.path.join(out, "sample_cases.json"), "w") as f:
+        json.dump(cases, f)
+
+
 def _write(path, t, dt):
     np.ascontiguousarray(t.detach().cpu().numpy().astype(dt)).tofile(path)
 
@@ -632,7 +785,9 @@ def cmd_run(a):
     Pm, d = load(a.ckpt, torch.float64)
     if a.steps < 1 or a.steps > d["P"]:
         sys.exit(f"run: --steps {a.steps}: must be in 1..context length {d['P']}")
-    if a.pixels:
+    if a.images:
+        pix = load_images(a.images)
+    elif a.pixels:
         pix = torch.from_numpy(np.fromfile(a.pixels, dtype="<f4").copy())
         if pix.numel() % (3 * 224 * 224):
             sys.exit(f"run: {a.pixels}: {pix.numel()} floats is not a multiple of 3*224*224")
@@ -652,13 +807,14 @@ def cmd_run(a):
     _write(o("greedy.i32"), toks, "<i4")
     _write(o("margin.f32"), margin, "<f4")
     _write(o("logits_steps.f32"), logits, "<f4")
+    write_sample_cases(a.out, logits.to(torch.float32))
     if a.dtype64:
         _write(o("vis.f64"), vis, "<f8")
         _write(o("logits0.f64"), logits[:, 0], "<f8")
         _write(o("logits_steps.f64"), logits, "<f8")
     meta = dict(n=pix.shape[0], steps=a.steps, latents=d["L"], width=d["C"], vocab=d["V"],
                 bos=BOS, ckpt=os.path.abspath(a.ckpt), seed=a.seed,
-                pixels=a.pixels or "torch.rand*4.6-2.1",
+                pixels=a.images or a.pixels or "torch.rand*4.6-2.1",
                 layout="".join(d["layout"]), cross_attention_pos=d["cross_pos"],
                 heads=dict(text=d["n_heads"], vision=d["vis_heads"],
                            perceiver=d["p_heads"], perceiver_dim_head=d["p_dim_head"]),
@@ -892,9 +1048,13 @@ def main():
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", required=True)
     m.add_argument("--untied", action="store_true", help="out_head.weight as its own copy")
-    m.add_argument("--bare", action="store_true", help="save the state dict alone")
-    m.add_argument("--extras", action="store_true", help="add optimizer state, numpy scalars, config, a custom class")
+    m.add_argument("--bare", action="store_true", help="save the state dict alone (older layout)")
+    m.add_argument("--minimal", action="store_true", help="save {'model_state_dict'} only (older layout)")
+    m.add_argument("--extras", action="store_true", help="add optimizer state, numpy scalars, a custom class")
     m.add_argument("--no-config", action="store_true", help="do not write config.json")
+    m.add_argument("--no-tokenizer", action="store_true", help="do not write the tokenizer/ folder")
+    m.add_argument("--tied-fp16", action="store_true", help="fp16 by model.half(): head stays tied (older layout)")
+    m.add_argument("--pos-rows", type=int, default=0, help="pos_emb rows (default: the preset's, > context)")
     m.add_argument("--project", action="store_true", help="tiny: vision width 48 + vision.project.proj")
     r = sub.add_parser("run", help="float64 reference outputs for a checkpoint")
     r.add_argument("--ckpt", required=True)
@@ -904,6 +1064,7 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--dtype64", action="store_true", help="also write vis/logits0/logits_steps as .f64")
     r.add_argument("--pixels", help="raw <f4 [N,3,224,224] input instead of random pixels")
+    r.add_argument("--images", nargs="+", help="image files, preprocessed as published, instead of random pixels")
     r.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     c = sub.add_parser("check", help="assert a run's outputs are non-degenerate")
     c.add_argument("--dir", required=True)
