@@ -10,22 +10,38 @@ DESTDIR ?=
 CC      ?= cc
 OPT     ?= -O3 -march=native
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -pthread
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
 VIPS_LIBS   := $(shell pkg-config --libs vips 2>/dev/null)
 LDLIBS  += $(VIPS_LIBS) -lopenblas -lzmq -lmsgpackc -llmdb -lm -lpthread
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B  ?= build
-LIB_SRC  := $(wildcard lib/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
-TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
-# tests/tool_*.c: helpers the shell tests drive (not run on their own)
-TOOL_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/tool_*.c))
-BINS     := $(B)/vgpt-cli $(B)/preprocd $(B)/encoderd $(B)/decoderd $(B)/vgpt-mkckpt $(B)/vgpt-bench $(B)/vgpt-keygen
+# Layers, lowest first; a folder may include only its own headers and those
+# of the folders before it (the -I lists below enforce it):
+#   lib/    the engine: checkpoint, model, kernels, generation, tokenizer, images
+#   proto/  the wire format (knows no model)
+#   node/   the daemon runtime: reactor, sockets, CURVE, logging, signals, options
+#   cli/ preprocd/ encoderd/ decoderd/ tools/   the programs
+INC_lib   := -Ilib
+INC_proto := -Ilib -Iproto
+INC_node  := -Ilib -Iproto -Inode
+INC_prog  := -Ilib -Iproto -Inode -Itools -Iencoderd
+CFLAGS += -MMD -MP
 
-.PHONY: all deps deps-test test test-san bench demo install clean
+LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(wildcard lib/*.c))
+PROTO_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard proto/*.c))
+NODE_OBJ  := $(patsubst %.c,$(B)/obj/%.o,$(wildcard node/*.c))
+PROG_DIRS := cli preprocd encoderd decoderd tools tests
+PROG_OBJ  := $(foreach d,$(PROG_DIRS),$(patsubst %.c,$(B)/obj/%.o,$(wildcard $(d)/*.c)))
+LIBS      := $(B)/libvgptnode.a $(B)/libvgptproto.a $(B)/libvgpt.a
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+# tests/tool_*.c: helpers the shell tests drive (not run on their own)
+TOOL_BIN  := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/tool_*.c))
+BINS      := $(B)/vgpt-cli $(B)/preprocd $(B)/encoderd $(B)/decoderd $(B)/vgpt-mkckpt $(B)/vgpt-bench $(B)/vgpt-keygen
+
+.PHONY: all deps deps-test test check bench demo install clean
 all: $(BINS) $(TEST_BIN) $(TOOL_BIN)
 
 deps:
@@ -33,57 +49,43 @@ deps:
 deps-test:
 	@tools/deps.sh test
 
-$(B)/obj/%.o: %.c $(wildcard lib/*.h) | $(B)/.deps-ok
-	@mkdir -p $(dir $@)
-	@echo "  CC $<"
-	@$(CC) $(CFLAGS) $(VIPS_CFLAGS) -c $< -o $@
-
 # Without libvips-dev the compiler's first error would be "glib.h: No such file".
 $(B)/.deps-ok:
 	@pkg-config --exists vips || { echo "vgpt: libvips-dev (and the other build packages) are missing: run 'make deps' as root, or 'make demo' / 'make test', which install them" >&2; exit 1; }
 	@mkdir -p $(dir $@) && touch $@
 
-$(B)/libvgpt.a: $(LIB_OBJ)
+# One compile rule; the include path is the object's layer.
+$(LIB_OBJ):   INC := $(INC_lib)
+$(PROTO_OBJ): INC := $(INC_proto)
+$(NODE_OBJ):  INC := $(INC_node)
+$(PROG_OBJ):  INC := $(INC_prog)
+$(B)/obj/%.o: %.c | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
-	ar rcs $@ $^
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) $(INC) $(VIPS_CFLAGS) -c $< -o $@
+-include $(LIB_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(PROG_OBJ:.o=.d)
 
-# Programs that speak the wire format link libvgptproto (proto/) before libvgpt.
-DAEMONS := cli preprocd encoderd decoderd
-$(foreach d,$(DAEMONS),$(B)/obj/$(d)/%.o): CFLAGS += -Iproto
-$(B)/obj/cli/%.o $(B)/obj/preprocd/%.o $(B)/obj/encoderd/%.o $(B)/obj/decoderd/%.o: $(wildcard proto/*.h)
-$(B)/vgpt-cli: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/preprocd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/encoderd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard encoderd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/decoderd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard decoderd/*.c)) $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/vgpt-mkckpt: $(B)/obj/tools/vgpt-mkckpt.o $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/vgpt-bench: $(B)/obj/tools/vgpt-bench.o $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-# the programs' own headers (cli/options.h, preprocd/serve.h) change struct layouts too
-$(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)): $(wildcard cli/*.h)
-$(patsubst %.c,$(B)/obj/%.o,$(wildcard preprocd/*.c)): $(wildcard preprocd/*.h)
-# vgpt-keygen and test_curve use proto/curve.c (libvgptproto)
-$(B)/obj/tools/vgpt-keygen.o $(B)/obj/tests/test_curve.o: CFLAGS += -Iproto
-$(B)/obj/tools/vgpt-keygen.o $(B)/obj/tests/test_curve.o: $(wildcard proto/*.h)
-$(B)/vgpt-keygen: $(B)/obj/tools/vgpt-keygen.o $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/tests/test_curve: $(B)/obj/tests/test_curve.o $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(B)/tests/%: $(B)/obj/tests/%.o $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(B)/libvgpt.a: $(LIB_OBJ)
+$(B)/libvgptproto.a: $(PROTO_OBJ)
+$(B)/libvgptnode.a: $(NODE_OBJ)
+$(LIBS):
+	@echo "  AR $@"
+	@rm -f $@; ar rcs $@ $^
+
+# One link rule: a program is its objects plus the three libraries.
+LINK = @mkdir -p $(dir $@); echo "  LD $@"; $(CC) $(CFLAGS) $(filter %.o,$^) $(LIBS) -o $@ $(LDLIBS)
+obj = $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(1)))
+$(B)/vgpt-cli:    $(call obj,cli/*.c) $(LIBS) ; $(LINK)
+$(B)/preprocd:    $(call obj,preprocd/*.c) $(LIBS) ; $(LINK)
+$(B)/encoderd:    $(call obj,encoderd/*.c) $(LIBS) ; $(LINK)
+$(B)/decoderd:    $(call obj,decoderd/*.c) $(LIBS) ; $(LINK)
+$(B)/vgpt-mkckpt: $(call obj,tools/vgpt-mkckpt.c tools/ckpt_write.c) $(LIBS) ; $(LINK)
+$(B)/vgpt-bench:  $(call obj,tools/vgpt-bench.c) $(LIBS) ; $(LINK)
+$(B)/vgpt-keygen: $(call obj,tools/vgpt-keygen.c) $(LIBS) ; $(LINK)
+# tests may also use the checkpoint writer and the token cache
+TEST_EXTRA := $(call obj,tools/ckpt_write.c encoderd/token_cache.c)
+$(B)/tests/%: $(B)/obj/tests/%.o $(TEST_EXTRA) $(LIBS) ; $(LINK)
+.SECONDARY: $(PROG_OBJ)
 
 # Unit tests run twice: optimised, and under ASan/UBSan (build-san/).
 test: deps-test
@@ -92,8 +94,13 @@ test: deps-test
 	VGPT_BUILD=$(CURDIR)/build VGPT_SAN_BUILD=$(CURDIR)/build-san \
 	    tests/run.sh $(TEST_BIN) $(TEST_BIN:$(B)/%=build-san/%)
 
-# demo and bench build in a second make: this one parsed the Makefile (and ran
-# pkg-config for libvips) before deps had installed anything.
+# One suite, by name, without the sanitizer pass:
+#   make check T=ckpt      tests/ckpt.sh
+#   make check T=test_json build/tests/test_json
+check: all
+	@test -n "$(T)" || { echo "usage: make check T=NAME (a tests/NAME.sh script or a tests/NAME.c unit test)" >&2; exit 2; }
+	VGPT_BUILD=$(CURDIR)/build VGPT_ONLY=$(T) tests/run.sh $(TEST_BIN)
+
 bench: deps-test
 	$(MAKE) all
 	tools/bench.sh
@@ -158,22 +165,9 @@ $(FUZZ_DIR)/fuzz_image: $(FUZZ_SRC) $(wildcard lib/*.h)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -Ilib $(VIPS_CFLAGS) $(FUZZ_SRC) -o $@ $(VIPS_LIBS) -lm
 
-# --- proto (libvgptproto) ---
-# The wire format (proto/README.md) as its own library: daemons and the
-# client link $(B)/libvgptproto.a before $(B)/libvgpt.a.  `make fuzz-proto`
-# runs libFuzzer over every decoder for FUZZ_SECONDS (also part of `make fuzz`).
-PROTO_SRC := $(wildcard proto/*.c)
-PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
-$(PROTO_OBJ) $(B)/obj/tests/test_proto.o: CFLAGS += -Iproto
-$(PROTO_OBJ) $(B)/obj/tests/test_proto.o: $(wildcard proto/*.h)
-$(B)/libvgptproto.a: $(PROTO_OBJ)
-	ar rcs $@ $^
-$(B)/tests/test_proto: $(B)/obj/tests/test_proto.o $(B)/libvgptproto.a $(B)/libvgpt.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-all: $(B)/libvgptproto.a
-
-FUZZ_PROTO_SRC := tests/fuzz_proto.c $(PROTO_SRC) $(LIB_SRC)
+# `make fuzz-proto` runs libFuzzer over every wire decoder for FUZZ_SECONDS
+# (also part of `make fuzz`).
+FUZZ_PROTO_SRC := tests/fuzz_proto.c $(wildcard proto/*.c) lib/err.c lib/gen_opts.c lib/image_opts.c
 .PHONY: fuzz-proto
 fuzz: fuzz-proto
 fuzz-proto: $(FUZZ_DIR)/fuzz_proto
@@ -185,4 +179,4 @@ fuzz-proto: $(FUZZ_DIR)/fuzz_proto
 $(FUZZ_DIR)/fuzz_proto: $(FUZZ_PROTO_SRC) $(wildcard lib/*.h proto/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -Ilib -Iproto $(VIPS_CFLAGS) $(FUZZ_PROTO_SRC) -o $@ $(LDLIBS)
+	    -fno-sanitize-recover=undefined -Ilib -Iproto $(FUZZ_PROTO_SRC) -o $@ -lmsgpackc

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "opts.h"
+
 static const char usage_text[] =
     "Usage: vgpt-cli [OPTIONS] < paths.txt\n"
     "\n"
@@ -123,24 +125,6 @@ static int bad(const char *opt, const char *val, const char *want) {
     return 2;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *s, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
-    *out = v;
-    return 0;
-}
-
 /* Applies one decoding option; returns 0, or 2 after printing a usage error. */
 static int decode_opt(int c, const char *arg, cli_opts *o, int *mode, int *ngram) {
     long l;
@@ -149,37 +133,37 @@ static int decode_opt(int c, const char *arg, cli_opts *o, int *mode, int *ngram
     case OPT_GREEDY: *mode = VGPT_GREEDY; return 0;
     case OPT_SAMPLE: *mode = VGPT_SAMPLE; return 0;
     case OPT_BEAM:
-        if (parse_long(arg, 1, 64, &l)) return bad("beam", arg, "an integer from 1 to 64");
+        if (vgpt_opt_long("vgpt-cli", "beam", arg, 1, VGPT_GEN_MAX_BEAMS, &l)) return 2;
         *mode = VGPT_BEAM;
         o->gen.beams = (int)l;
         return 0;
     case OPT_TEMP:
-        if (parse_float(arg, 0.0f, 100.0f, &f)) return bad("temperature", arg, "a number from 0 to 100");
+        if (vgpt_opt_float("vgpt-cli", "temperature", arg, 0.0f, VGPT_GEN_MAX_TEMPERATURE, &f)) return 2;
         o->gen.temperature = f;
         break;
     case OPT_TOPK:
-        if (parse_long(arg, 0, 1 << 20, &l)) return bad("top-k", arg, "a non-negative integer");
+        if (vgpt_opt_long("vgpt-cli", "top-k", arg, 0, VGPT_GEN_MAX_TOP_K, &l)) return 2;
         o->gen.top_k = (int)l;
         break;
     case OPT_TOPP:
-        if (parse_float(arg, 1e-6f, 1.0f, &f)) return bad("top-p", arg, "a number in (0,1]");
+        if (vgpt_opt_float("vgpt-cli", "top-p", arg, VGPT_GEN_MIN_TOP_P, 1.0f, &f)) return 2;
         o->gen.top_p = f;
         break;
     case OPT_SEED:
-        if (parse_long(arg, 0, __LONG_MAX__, &l)) return bad("seed", arg, "a non-negative integer");
+        if (vgpt_opt_long("vgpt-cli", "seed", arg, 0, __LONG_MAX__, &l)) return 2;
         o->gen.seed = (uint64_t)l;
         return 0;
     case OPT_MAXTOK:
-        if (parse_long(arg, 1, 100000, &l)) return bad("max-tokens", arg, "a positive integer");
+        if (vgpt_opt_long("vgpt-cli", "max-tokens", arg, 1, VGPT_GEN_MAX_TOKENS, &l)) return 2;
         o->gen.max_tokens = (int)l;
         o->max_tokens_given = 1;
         return 0;
     case OPT_NGRAM:
-        if (parse_long(arg, 0, 1000, &l)) return bad("no-repeat-ngram", arg, "a non-negative integer");
+        if (vgpt_opt_long("vgpt-cli", "no-repeat-ngram", arg, 0, VGPT_GEN_MAX_NGRAM, &l)) return 2;
         *ngram = (int)l;
         return 0;
     case OPT_LP:
-        if (parse_float(arg, -10.0f, 10.0f, &f)) return bad("length-penalty", arg, "a number from -10 to 10");
+        if (vgpt_opt_float("vgpt-cli", "length-penalty", arg, -VGPT_GEN_MAX_LENGTH_PENALTY, VGPT_GEN_MAX_LENGTH_PENALTY, &f)) return 2;
         o->gen.length_penalty = f;
         return 0;
     }
@@ -197,11 +181,11 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
         else return bad("format", arg, "tsv or jsonl");
         return 0;
     case 'b':
-        if (parse_long(arg, 1, 256, &l)) return bad("batch", arg, "an integer from 1 to 256");
+        if (vgpt_opt_long("vgpt-cli", "batch", arg, 1, 256, &l)) return 2;
         o->batch = (int)l;
         return 0;
     case 't':
-        if (parse_long(arg, 1, 1024, &l)) return bad("threads", arg, "an integer from 1 to 1024");
+        if (vgpt_opt_long("vgpt-cli", "threads", arg, 1, 1024, &l)) return 2;
         o->threads = (int)l;
         return 0;
     case 'v': o->verbose = 1; return 0;
@@ -209,7 +193,7 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
     case OPT_FAST: o->image.fast_decode = 1; return 0;
     case OPT_TRUNC: o->image.accept_truncated = 1; return 0;
     case OPT_MAXPIX:
-        if (parse_long(arg, 1, __LONG_MAX__, &l)) return bad("max-pixels", arg, "a positive integer");
+        if (vgpt_opt_long("vgpt-cli", "max-pixels", arg, 1, __LONG_MAX__, &l)) return 2;
         o->image.max_pixels = (uint64_t)l;
         return 0;
     case OPT_PROGRESS: o->progress = 1; return 0;
@@ -220,18 +204,18 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
     case OPT_CACHE: o->cache_dir = arg; return 0;
     case OPT_NOCACHE: o->cache_dir = NULL; o->no_cache = 1; return 0;
     case OPT_WINDOW:
-        if (parse_long(arg, 1, 100000, &l)) return bad("window", arg, "an integer from 1 to 100000");
+        if (vgpt_opt_long("vgpt-cli", "window", arg, 1, 100000, &l)) return 2;
         o->window = (int)l;
         return 0;
     case OPT_RETRY: {
         float f;
-        if (parse_float(arg, 0.01f, 1e7f, &f)) return bad("retry-after", arg, "a positive number of seconds");
+        if (vgpt_opt_float("vgpt-cli", "retry-after", arg, 0.01f, 1e7f, &f)) return 2;
         o->retry_after = f;
         return 0;
     }
     case OPT_TIMEOUT: {
         float f;
-        if (parse_float(arg, 0.0f, 1e7f, &f)) return bad("timeout", arg, "a number of seconds >= 0 (0 = never)");
+        if (vgpt_opt_float("vgpt-cli", "timeout", arg, 0.0f, 1e7f, &f)) return 2;
         o->timeout = f;
         return 0;
     }
@@ -240,8 +224,7 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
     case OPT_CURVE_PEERS: o->curve.peers = arg; return 0;
     case OPT_ENCT:
     case OPT_DECT:
-        if (parse_long(arg, 1, 1024, &l)) return bad(c == OPT_ENCT ? "encoder-threads" : "decoder-threads", arg,
-                                                     "an integer from 1 to 1024");
+        if (vgpt_opt_long("vgpt-cli", c == OPT_ENCT ? "encoder-threads" : "decoder-threads", arg, 1, 1024, &l)) return 2;
         *(c == OPT_ENCT ? &o->enc_threads : &o->dec_threads) = (int)l;
         return 0;
     }

@@ -18,13 +18,11 @@
 #include "tokenizer.h"
 #include "kernels.h"
 
-#define MAX_BEAMS 64
 
 typedef struct dec_opts {
     const char *listen, *model;
     long threads, max_seqs;
-    double stats_every;
-    vgpt_curve_opts curve;
+    vgpt_node_opts node;
 } dec_opts;
 
 /* One request being captioned. */
@@ -63,12 +61,7 @@ static const char usage_text[] =
     "  -m, --model PATH       checkpoint (.pth); default $VGPT_MODEL\n"
     "  -t, --threads N        compute threads (default: all cores)\n"
     "      --max-seqs N       sequences stepped together at most (beams count; default 64)\n"
-    "      --stats-interval S seconds between throughput log lines (default 10, 0 = off)\n"
-    "      --curve-key FILE   this node's CURVE keypair (vgpt-keygen .key, mode 0600)\n"
-    "      --curve-server-key FILE  the cluster's CURVE server keypair (.key)\n"
-    "      --curve-peers DIR  *.pub keys allowed to connect to --listen (refusals are\n"
-    "                         logged). All three together turn CURVE on for every socket;\n"
-    "                         see README \"Deployment\"\n"
+    VGPT_NODE_USAGE
     "  -h, --help             this text\n"
     "\n"
     "A request's max_tokens beyond the model's context is clamped to the context\n"
@@ -80,23 +73,22 @@ static const char usage_text[] =
 static int parse(int argc, char **argv, dec_opts *o) {
     static const struct option lo[] = {{"listen", 1, 0, 'l'},  {"model", 1, 0, 'm'},
                                        {"threads", 1, 0, 't'}, {"max-seqs", 1, 0, 'S'},
-                                       {"stats-interval", 1, 0, 's'}, {"curve-key", 1, 0, 1001}, {"curve-server-key", 1, 0, 1002},
-        {"curve-peers", 1, 0, 1003}, {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    *o = (dec_opts){.model = getenv("VGPT_MODEL"), .threads = ncpu > 0 ? ncpu : 1, .max_seqs = 64, .stats_every = 10};
+    *o = (dec_opts){.model = getenv("VGPT_MODEL"), .threads = ncpu > 0 ? ncpu : 1, .max_seqs = 64};
+    vgpt_node_opts_default(&o->node);
     int c;
     while ((c = getopt_long(argc, argv, "l:m:t:h", lo, NULL)) != -1) {
-        int bad = 0;
+        int bad = vgpt_node_opt("decoderd", c, optarg, &o->node);
+        if (bad) {
+            if (bad < 0) return -1;
+            continue;
+        }
         switch (c) {
         case 'l': o->listen = optarg; break;
         case 'm': o->model = optarg; break;
         case 't': bad = vgpt_opt_long("decoderd", "threads", optarg, 1, 1024, &o->threads); break;
         case 'S': bad = vgpt_opt_long("decoderd", "max-seqs", optarg, 1, 4096, &o->max_seqs); break;
-        case 's': bad = vgpt_opt_double("decoderd", "stats-interval", optarg, 0, 1e6, &o->stats_every); break;
-        case 1001: o->curve.key = optarg; break;
-        case 1002: o->curve.server_key = optarg; break;
-        case 1003: o->curve.peers = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: bad = 1;
         }
@@ -117,13 +109,13 @@ static int setup(dec_ctx *x, char **argv, vgpt_err *err) {
     if (vgpt_tok_load(x->o.model, argv[0], &x->tok, err)) return -1;
     if (vgpt_decoder_init(&x->dec, x->model, (int)x->o.threads, err)) return -1;
     /* admission stops at --max-seqs, so one more request's beams may overshoot it */
-    size_t S = (size_t)x->o.max_seqs + MAX_BEAMS;
+    size_t S = (size_t)x->o.max_seqs + VGPT_GEN_MAX_BEAMS;
     x->tokens = malloc(S * sizeof *x->tokens);
     x->kv = malloc(S * sizeof *x->kv);
     x->xkv = malloc(S * sizeof *x->xkv);
     x->logits = malloc(S * x->model->gpt.vocab * sizeof(float));
     if (!x->tokens || !x->kv || !x->xkv || !x->logits) return vgpt_err_set(err, "out of memory");
-    return vgpt_node_start(&x->node, "decoderd", x->o.listen, NULL, x->o.stats_every, &x->o.curve, err);
+    return vgpt_node_start(&x->node, "decoderd", x->o.listen, NULL, &x->o.node, err);
 }
 
 static int seats_taken(const dec_ctx *x) {
@@ -145,8 +137,8 @@ static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
     if (t->ndim != 2 || C != x->model->gpt.width)
         return vgpt_err_set(err, "visual tokens are [%d,%d], this decoder's model needs [L,%d]", L, C,
                             x->model->gpt.width);
-    if (seats(&m->gen) > MAX_BEAMS)
-        return vgpt_err_set(err, "%d beams requested, this decoder allows at most %d", m->gen.beams, MAX_BEAMS);
+    if (seats(&m->gen) > VGPT_GEN_MAX_BEAMS)
+        return vgpt_err_set(err, "%d beams requested, this decoder allows at most %d", m->gen.beams, VGPT_GEN_MAX_BEAMS);
     int ctx = x->model->gpt.context;
     if (m->gen.max_tokens > ctx && !x->warned_max_tokens) {
         x->warned_max_tokens = 1;
@@ -250,6 +242,21 @@ static void step(dec_ctx *x) {
     x->n_jobs = kept;
 }
 
+/* The reactor's handlers: admit new requests, step the live captions. */
+static void on_input(void *ctx) { admit(ctx); }
+
+static int on_step(void *ctx) {
+    dec_ctx *x = ctx;
+    if (x->n_jobs) step(x);
+    return x->n_jobs > 0;
+}
+
+static void stats(void *ctx, char *buf, size_t cap) {
+    dec_ctx *x = ctx;
+    snprintf(buf, cap, "%llu captions, %d live, %.1f seqs/step", (unsigned long long)x->captions, x->n_jobs,
+             x->steps ? (double)x->seqs_stepped / x->steps : 0.0);
+}
+
 int main(int argc, char **argv) {
     vgpt_blas_quiet(argv);
     dec_ctx x;
@@ -260,20 +267,11 @@ int main(int argc, char **argv) {
         vgpt_log("decoderd", "fatal: %s", err.msg);
         return 1;
     }
-    char desc[512];
+    char desc[512], ready[1024];
     vgpt_model_describe(x.model, desc, sizeof desc);
-    vgpt_log("decoderd", "ready on %s: %s", x.o.listen, desc);
-    vgpt_sd_notify("READY=1");
-    while (!x.node.stopping || x.n_jobs > 0) {
-        if (vgpt_node_wait(&x.node, x.n_jobs ? 0 : 1000) && !x.node.stopping) admit(&x);
-        if (x.n_jobs) step(&x);
-        char extra[128];
-        snprintf(extra, sizeof extra, "%llu captions, %d live, %.1f seqs/step", (unsigned long long)x.captions,
-                 x.n_jobs, x.steps ? (double)x.seqs_stepped / x.steps : 0.0);
-        vgpt_node_stats(&x.node, extra, 0);
-    }
-    vgpt_sd_notify("STOPPING=1");
-    vgpt_node_stats(&x.node, NULL, 1);
+    snprintf(ready, sizeof ready, "ready on %s: %s", x.o.listen, desc);
+    vgpt_node_run(&x.node, &(vgpt_node_work){.ctx = &x, .on_input = on_input, .on_step = on_step, .stats = stats},
+                  ready);
     vgpt_node_close(&x.node);
     vgpt_decoder_release(&x.dec);
     vgpt_tok_free(x.tok);

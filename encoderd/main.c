@@ -22,8 +22,7 @@
 typedef struct enc_opts {
     const char *listen, *next, *model, *cache_dir;
     long threads, batch, wait_ms, cache_mb;
-    double stats_every;
-    vgpt_curve_opts curve;
+    vgpt_node_opts node;
 } enc_opts;
 
 typedef struct enc_ctx {
@@ -55,12 +54,7 @@ static const char usage_text[] =
     "      --batch-wait-ms N  how long to wait for a batch to fill (default 5)\n"
     "      --cache DIR        visual-token cache (LMDB) directory; none by default\n"
     "      --cache-max-mb N   cache size bound, least recently used evicted (default 2048)\n"
-    "      --stats-interval S seconds between throughput log lines (default 10, 0 = off)\n"
-    "      --curve-key FILE   this node's CURVE keypair (vgpt-keygen .key, mode 0600)\n"
-    "      --curve-server-key FILE  the cluster's CURVE server keypair (.key)\n"
-    "      --curve-peers DIR  *.pub keys allowed to connect to --listen (refusals are\n"
-    "                         logged). All three together turn CURVE on for every socket;\n"
-    "                         see README \"Deployment\"\n"
+    VGPT_NODE_USAGE
     "  -h, --help             this text\n"
     "\n"
     "Signals: SIGTERM/SIGINT finish the batch in progress, then exit 0.\n"
@@ -70,13 +64,16 @@ static int parse(int argc, char **argv, enc_opts *o) {
     static const struct option lo[] = {
         {"listen", 1, 0, 'l'}, {"next", 1, 0, 'n'}, {"model", 1, 0, 'm'}, {"threads", 1, 0, 't'},
         {"batch", 1, 0, 'b'},  {"batch-wait-ms", 1, 0, 'w'}, {"cache", 1, 0, 'c'}, {"cache-max-mb", 1, 0, 'M'},
-        {"stats-interval", 1, 0, 's'}, {"curve-key", 1, 0, 1001}, {"curve-server-key", 1, 0, 1002},
-        {"curve-peers", 1, 0, 1003}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = 0, .batch = 8, .wait_ms = 5, .cache_mb = 2048,
-                    .stats_every = 10};
+        VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = 0, .batch = 8, .wait_ms = 5, .cache_mb = 2048};
+    vgpt_node_opts_default(&o->node);
     int c;
     while ((c = getopt_long(argc, argv, "l:n:m:t:b:h", lo, NULL)) != -1) {
-        int bad = 0;
+        int bad = vgpt_node_opt("encoderd", c, optarg, &o->node);
+        if (bad) {
+            if (bad < 0) return -1;
+            continue;
+        }
         switch (c) {
         case 'l': o->listen = optarg; break;
         case 'n': o->next = optarg; break;
@@ -86,10 +83,6 @@ static int parse(int argc, char **argv, enc_opts *o) {
         case 'b': bad = vgpt_opt_long("encoderd", "batch", optarg, 1, MAX_BATCH, &o->batch); break;
         case 'w': bad = vgpt_opt_long("encoderd", "batch-wait-ms", optarg, 0, 60000, &o->wait_ms); break;
         case 'M': bad = vgpt_opt_long("encoderd", "cache-max-mb", optarg, 1, 1L << 24, &o->cache_mb); break;
-        case 's': bad = vgpt_opt_double("encoderd", "stats-interval", optarg, 0, 1e6, &o->stats_every); break;
-        case 1001: o->curve.key = optarg; break;
-        case 1002: o->curve.server_key = optarg; break;
-        case 1003: o->curve.peers = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: bad = 1;
         }
@@ -117,7 +110,7 @@ static int setup(enc_ctx *x, vgpt_err *err) {
     x->hit_tokens = malloc((size_t)x->L * x->C * sizeof(float));
     if (!x->pixels || !x->vis || !x->hit_tokens) return vgpt_err_set(err, "out of memory");
     if (x->o.cache_dir) x->cache = vgpt_cache_open(x->o.cache_dir, (size_t)x->o.cache_mb, "encoderd");
-    return vgpt_node_start(&x->node, "encoderd", x->o.listen, x->o.next, x->o.stats_every, &x->o.curve, err);
+    return vgpt_node_start(&x->node, "encoderd", x->o.listen, x->o.next, &x->o.node, err);
 }
 
 static void send_tokens(enc_ctx *x, const vgpt_msg *req, const float *tokens, int hit) {
@@ -174,13 +167,23 @@ static int gather(enc_ctx *x) {
     return n;
 }
 
-static void stats(enc_ctx *x, int force) {
+/* The reactor's input handler: one batch, encoded and pushed on. */
+static void on_input(void *ctx) {
+    enc_ctx *x = ctx;
+    int n = gather(x);
+    process(x, n);
+    for (int i = 0; i < n; i++) {
+        vgpt_msg_release(&x->msgs[i]);
+        zmq_msg_close(&x->frames[i]);
+    }
+}
+
+static void stats(void *ctx, char *buf, size_t cap) {
+    enc_ctx *x = ctx;
     vgpt_cache_stats cs;
-    char extra[160];
     vgpt_cache_stats_get(x->cache, &cs);
-    snprintf(extra, sizeof extra, "cache %s: %llu hits, %llu misses, %llu entries", cs.disabled ? "off" : "on",
+    snprintf(buf, cap, "cache %s: %llu hits, %llu misses, %llu entries", cs.disabled ? "off" : "on",
              (unsigned long long)cs.hits, (unsigned long long)cs.misses, (unsigned long long)cs.entries);
-    vgpt_node_stats(&x->node, extra, force);
 }
 
 int main(int argc, char **argv) {
@@ -193,23 +196,10 @@ int main(int argc, char **argv) {
         vgpt_log("encoderd", "fatal: %s", err.msg);
         return 1;
     }
-    char desc[512];
+    char desc[512], ready[1024];
     vgpt_model_describe(x.model, desc, sizeof desc);
-    vgpt_log("encoderd", "ready on %s -> %s: %s", x.o.listen, x.o.next, desc);
-    vgpt_sd_notify("READY=1");
-    while (!x.node.stopping) {
-        if (vgpt_node_wait(&x.node, 1000)) {
-            int n = gather(&x);
-            process(&x, n);
-            for (int i = 0; i < n; i++) {
-                vgpt_msg_release(&x.msgs[i]);
-                zmq_msg_close(&x.frames[i]);
-            }
-        }
-        stats(&x, 0);
-    }
-    vgpt_sd_notify("STOPPING=1");
-    stats(&x, 1);
+    snprintf(ready, sizeof ready, "ready on %s -> %s: %s", x.o.listen, x.o.next, desc);
+    vgpt_node_run(&x.node, &(vgpt_node_work){.ctx = &x, .on_input = on_input, .stats = stats}, ready);
     vgpt_cache_close(x.cache);
     vgpt_node_close(&x.node);
     vgpt_encoder_free(x.enc);

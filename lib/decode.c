@@ -8,17 +8,6 @@
 
 #include "decode_job.h"
 
-void vgpt_gen_opts_default(vgpt_gen_opts *o) {
-    *o = (vgpt_gen_opts){.mode = VGPT_BEAM, .beams = 3, .max_tokens = 50, .no_repeat_ngram = 3,
-                         .length_penalty = 1.0f, .temperature = 0.7f, .top_k = 50, .top_p = 0.9f, .seed = 0};
-}
-
-void vgpt_gen_opts_sample(vgpt_gen_opts *o) {
-    vgpt_gen_opts_default(o);
-    o->mode = VGPT_SAMPLE;
-    o->no_repeat_ngram = 0;
-}
-
 void vgpt_caption_free(vgpt_caption *c) {
     free(c->tokens);
     c->tokens = NULL;

@@ -9,26 +9,8 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "gen_opts.h"
 #include "gpt2.h"
-
-typedef enum { VGPT_GREEDY = 0, VGPT_BEAM = 1, VGPT_SAMPLE = 2 } vgpt_mode;
-
-typedef struct vgpt_gen_opts {
-    vgpt_mode mode;
-    int beams;            /* beam search width (mode BEAM) */
-    int max_tokens;       /* new tokens at most */
-    int no_repeat_ngram;  /* 0 = off; n bans any n-gram from appearing twice */
-    float length_penalty; /* beam score = sum log p / n_tokens^length_penalty */
-    float temperature;    /* sampling */
-    int top_k;            /* 0 = off */
-    float top_p;          /* 1 = off */
-    uint64_t seed;        /* sampling: same seed, same caption, whatever the batch */
-} vgpt_gen_opts;
-
-/* The product's default: beam 3, no repeated 3-grams, 50 tokens. */
-void vgpt_gen_opts_default(vgpt_gen_opts *o);
-/* The published demo: temperature 0.7, top-k 50, top-p 0.9. */
-void vgpt_gen_opts_sample(vgpt_gen_opts *o);
 
 typedef struct vgpt_caption {
     int32_t *tokens; /* generated ids after BOS, including the final 50256 if it stopped on it */

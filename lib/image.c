@@ -20,16 +20,8 @@
 #include "image_resize.h"
 
 #define S VGPT_IMAGE_SIZE
-#define DEFAULT_MAX_PIXELS 100000000ULL
 #define MAX_FILE_BYTES (1ULL << 30)
 #define STRIP 64  /* rows decoded per libvips request */
-
-void vgpt_image_opts_default(vgpt_image_opts *o) {
-    o->autorotate = 1;
-    o->fast_decode = 0;
-    o->accept_truncated = 0;
-    o->max_pixels = DEFAULT_MAX_PIXELS;
-}
 
 /* Decoders explain themselves in warnings ("IDAT: invalid distance too far
  * back") while the error only says "libpng read error".  Warnings go to
@@ -195,7 +187,7 @@ static int load(const void *buf, size_t len, const char *name, const vgpt_image_
     VipsImage *im;
     if (vgpt_decode_open(buf, len, fmt, &d, name, &im, err)) return -1;
     uint64_t w = (uint64_t)vips_image_get_width(im), h = (uint64_t)vips_image_get_height(im);
-    uint64_t limit = o->max_pixels ? o->max_pixels : DEFAULT_MAX_PIXELS;
+    uint64_t limit = o->max_pixels ? o->max_pixels : VGPT_IMAGE_DEFAULT_MAX_PIXELS;
     int rc = -1;
     if (w * h > limit) {
         vgpt_err_set(err, "%s: image is %llux%llu = %llu pixels, over the limit of %llu "

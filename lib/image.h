@@ -11,17 +11,7 @@
 #include <stdint.h>
 
 #include "err.h"
-
-#define VGPT_IMAGE_SIZE 224
-
-typedef struct vgpt_image_opts {
-    int autorotate;        /* honour EXIF orientation (default 1; 0 = published behaviour) */
-    int fast_decode;       /* allow JPEG shrink-on-load (changes pixels; default 0) */
-    int accept_truncated;  /* caption what could be decoded of a truncated file (default 0) */
-    uint64_t max_pixels;   /* refuse larger images before decoding (default 100e6; 0 = default) */
-} vgpt_image_opts;
-
-void vgpt_image_opts_default(vgpt_image_opts *o);
+#include "image_opts.h"
 
 /* Process-wide libvips start-up; call once from main before any decode. */
 int vgpt_image_init(const char *argv0, vgpt_err *err);

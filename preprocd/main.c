@@ -5,6 +5,7 @@
  * decode and resize one image exactly as the published PIL/torchvision
  * pipeline did and write the raw 224x224x3 u8 pixels to stdout). */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 
 #include "err.h"
 #include "image.h"
+#include "node.h"
+#include "opts.h"
 #include "serve.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
@@ -98,74 +101,58 @@ static const char usage_text[] =
     "    preprocd --once photo.jpg > photo.rgb\n"
     "    preprocd --once photo.jpg --no-autorotate | cmp - golden.rgb\n";
 
-/* Takes the option's value from "--opt=value" or the next argument. */
-static const char *opt_value(int argc, char **argv, int *i, const char *eq, const char *name,
-                             vgpt_err *err) {
-    if (eq) return eq + 1;
-    if (*i + 1 >= argc) {
-        vgpt_err_set(err, "option %s needs a value", name);
-        return NULL;
-    }
-    return argv[++*i];
-}
+enum { OPT_ONCE = 1, OPT_LISTEN, OPT_NEXT, OPT_ROOT, OPT_MAXPIX, OPT_NOROT, OPT_FAST, OPT_TRUNC };
 
-static int parse_u64(const char *s, uint64_t *v) {
-    if (!*s || *s == '-' || *s == '+') return -1;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || *end || x == 0) return -1;
-    *v = x;
-    return 0;
+/* Applies one option (getopt_long's c); -1 with err set on a bad one. */
+static int apply(preprocd_opts *o, int c, const char *v, vgpt_err *err) {
+    long l;
+    switch (c) {
+    case OPT_ONCE:
+        if (o->mode == MODE_ONCE) return vgpt_err_set(err, "--once given twice");
+        o->path = v;
+        o->mode = MODE_ONCE;
+        return 0;
+    case OPT_LISTEN: o->daemon.listen = v; return 0;
+    case OPT_NEXT: o->daemon.next = v; return 0;
+    case OPT_ROOT:
+        if (o->daemon.n_roots == PREPROCD_MAX_ROOTS)
+            return vgpt_err_set(err, "at most %d --allow-root directories", PREPROCD_MAX_ROOTS);
+        o->daemon.roots[o->daemon.n_roots++] = v;
+        return 0;
+    case OPT_MAXPIX:
+        if (vgpt_opt_long("preprocd", "max-pixels", v, 1, __LONG_MAX__, &l))
+            return vgpt_err_set(err, "--max-pixels: expected a positive integer, got '%s'", v);
+        o->image.max_pixels = (uint64_t)l;
+        return 0;
+    case OPT_NOROT: o->image.autorotate = 0; return 0;
+    case OPT_FAST: o->image.fast_decode = 1; return 0;
+    case OPT_TRUNC: o->image.accept_truncated = 1; return 0;
+    }
+    return vgpt_err_set(err, "unknown or incomplete argument");
 }
 
 static int parse_args(int argc, char **argv, preprocd_opts *o, vgpt_err *err) {
+    static const struct option lo[] = {
+        {"once", 1, 0, OPT_ONCE}, {"listen", 1, 0, OPT_LISTEN}, {"next", 1, 0, OPT_NEXT},
+        {"allow-root", 1, 0, OPT_ROOT}, {"max-pixels", 1, 0, OPT_MAXPIX}, {"no-autorotate", 0, 0, OPT_NOROT},
+        {"fast-decode", 0, 0, OPT_FAST}, {"accept-truncated", 0, 0, OPT_TRUNC}, {"help", 0, 0, 'h'},
+        VGPT_NODE_LONG_OPTIONS, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     vgpt_image_opts_default(&o->image);
-    o->daemon.stats_every = 10;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *eq = strncmp(a, "--", 2) ? NULL : strchr(a, '=');
-        size_t n = eq ? (size_t)(eq - a) : strlen(a);
-#define IS(name) (n == strlen(name) && !strncmp(a, name, n))
-        if (IS("-h") || IS("--help")) {
+    vgpt_node_opts_default(&o->daemon.node);
+    opterr = 0; /* our own message, naming the argument */
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c == 'h') {
             o->mode = MODE_HELP;
             return 0;
-        } else if (IS("--once")) {
-            if (o->mode == MODE_ONCE) return vgpt_err_set(err, "--once given twice");
-            if (!(o->path = opt_value(argc, argv, &i, eq, "--once", err))) return -1;
-            o->mode = MODE_ONCE;
-        } else if (IS("--listen") || IS("--next") || IS("--allow-root") || IS("--stats-interval") ||
-                   IS("--curve-key") || IS("--curve-server-key") || IS("--curve-peers")) {
-            char name[32];
-            snprintf(name, sizeof name, "%.*s", (int)n, a);
-            const char *v = opt_value(argc, argv, &i, eq, name, err);
-            if (!v) return -1;
-            if (IS("--listen")) o->daemon.listen = v;
-            else if (IS("--next")) o->daemon.next = v;
-            else if (IS("--stats-interval")) o->daemon.stats_every = atof(v);
-            else if (IS("--curve-key")) o->daemon.curve.key = v;
-            else if (IS("--curve-server-key")) o->daemon.curve.server_key = v;
-            else if (IS("--curve-peers")) o->daemon.curve.peers = v;
-            else if (o->daemon.n_roots == PREPROCD_MAX_ROOTS)
-                return vgpt_err_set(err, "at most %d --allow-root directories", PREPROCD_MAX_ROOTS);
-            else o->daemon.roots[o->daemon.n_roots++] = v;
-        } else if (IS("--max-pixels")) {
-            const char *v = opt_value(argc, argv, &i, eq, "--max-pixels", err);
-            if (!v) return -1;
-            if (parse_u64(v, &o->image.max_pixels))
-                return vgpt_err_set(err, "--max-pixels: expected a positive integer, got '%s'", v);
-        } else if (!eq && IS("--no-autorotate")) {
-            o->image.autorotate = 0;
-        } else if (!eq && IS("--fast-decode")) {
-            o->image.fast_decode = 1;
-        } else if (!eq && IS("--accept-truncated")) {
-            o->image.accept_truncated = 1;
-        } else {
-            return vgpt_err_set(err, "unknown argument '%s'", a);
         }
-#undef IS
+        if (c == '?') return vgpt_err_set(err, "unknown argument '%s' (or an option missing its value)", argv[optind - 1]);
+        int common = vgpt_node_opt("preprocd", c, optarg, &o->daemon.node);
+        if (common < 0) return vgpt_err_set(err, "bad --stats-interval value '%s'", optarg);
+        if (!common && apply(o, c, optarg, err)) return -1;
     }
+    if (optind < argc) return vgpt_err_set(err, "unknown argument '%s'", argv[optind]);
     if (o->mode == MODE_NONE && (o->daemon.listen || o->daemon.next)) {
         if (!o->daemon.listen || !o->daemon.next) return vgpt_err_set(err, "daemon mode needs both --listen and --next");
         o->mode = MODE_DAEMON;

@@ -67,34 +67,37 @@ static void handle(vgpt_node *node, const preprocd_daemon_opts *o, const vgpt_ms
     vgpt_node_forward(node, &out);
 }
 
-int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0) {
+typedef struct serve_ctx {
     vgpt_node node;
+    const preprocd_daemon_opts *o;
+    uint8_t *rgb;
+} serve_ctx;
+
+static void on_input(void *ctx) {
+    serve_ctx *x = ctx;
+    zmq_msg_t frame;
+    vgpt_msg m;
+    while (!x->node.stopping && vgpt_node_recv(&x->node, &frame, &m, VGPT_MSG_IMAGE)) {
+        handle(&x->node, x->o, &m, x->rgb);
+        vgpt_msg_release(&m);
+        zmq_msg_close(&frame);
+    }
+}
+
+int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0) {
+    serve_ctx x = {.o = o, .rgb = malloc(VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE * 3)};
     vgpt_err err;
-    uint8_t *rgb = malloc(VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE * 3);
-    if (!rgb) return 1;
-    if (vgpt_image_init(argv0, &err) ||
-        vgpt_node_start(&node, "preprocd", o->listen, o->next, o->stats_every, &o->curve, &err)) {
+    if (!x.rgb) return 1;
+    if (vgpt_image_init(argv0, &err) || vgpt_node_start(&x.node, "preprocd", o->listen, o->next, &o->node, &err)) {
         vgpt_log("preprocd", "fatal: %s", err.msg);
+        free(x.rgb);
         return 1;
     }
-    vgpt_log("preprocd", "ready on %s -> %s", o->listen, o->next);
-    vgpt_sd_notify("READY=1");
-    while (!node.stopping) {
-        if (vgpt_node_wait(&node, 1000)) {
-            zmq_msg_t frame;
-            vgpt_msg m;
-            while (!node.stopping && vgpt_node_recv(&node, &frame, &m, VGPT_MSG_IMAGE)) {
-                handle(&node, o, &m, rgb);
-                vgpt_msg_release(&m);
-                zmq_msg_close(&frame);
-            }
-        }
-        vgpt_node_stats(&node, NULL, 0);
-    }
-    vgpt_sd_notify("STOPPING=1");
-    vgpt_node_stats(&node, NULL, 1);
-    vgpt_node_close(&node);
+    char ready[1024];
+    snprintf(ready, sizeof ready, "ready on %s -> %s", o->listen, o->next);
+    vgpt_node_run(&x.node, &(vgpt_node_work){.ctx = &x, .on_input = on_input}, ready);
+    vgpt_node_close(&x.node);
     vgpt_image_shutdown();
-    free(rgb);
+    free(x.rgb);
     return 0;
 }

@@ -4,8 +4,8 @@
 #ifndef VGPT_PREPROCD_SERVE_H
 #define VGPT_PREPROCD_SERVE_H
 
-#include "curve.h"
 #include "image.h"
+#include "node.h"
 
 #define PREPROCD_MAX_ROOTS 16
 
@@ -14,8 +14,7 @@ typedef struct preprocd_daemon_opts {
     const char *roots[PREPROCD_MAX_ROOTS]; /* --allow-root: where path requests may read */
     int n_roots;
     uint64_t max_pixels; /* caps each request's own limit */
-    double stats_every;
-    vgpt_curve_opts curve; /* --curve-key / --curve-server-key / --curve-peers */
+    vgpt_node_opts node;  /* --stats-interval, --curve-* */
 } preprocd_daemon_opts;
 
 int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0);

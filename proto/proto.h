@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decode.h" /* vgpt_gen_opts */
 #include "err.h"
-#include "image.h" /* vgpt_image_opts */
+#include "gen_opts.h"
+#include "image_opts.h"
 
 #define VGPT_PROTO_VERSION 1
 

@@ -204,12 +204,14 @@ static int get_gen(dec *d, const msgpack_object_map *top) {
     vgpt_gen_opts *o = &d->m->gen;
     int mode = (int)o->mode;
     uint64_t seed = o->seed;
-    if (get_int(d, g, "mode", "gen.mode", 0, 2, &mode) || get_int(d, g, "beams", "gen.beams", 1, 64, &o->beams) ||
-        get_int(d, g, "maxt", "gen.maxt", 1, 100000, &o->max_tokens) ||
-        get_int(d, g, "nrng", "gen.nrng", 0, 1000, &o->no_repeat_ngram) ||
-        get_float(d, g, "lp", "gen.lp", -10, 0, 10, &o->length_penalty) ||
-        get_float(d, g, "temp", "gen.temp", 0, 0, 100, &o->temperature) ||
-        get_int(d, g, "topk", "gen.topk", 0, 1 << 20, &o->top_k) ||
+    if (get_int(d, g, "mode", "gen.mode", 0, 2, &mode) ||
+        get_int(d, g, "beams", "gen.beams", 1, VGPT_GEN_MAX_BEAMS, &o->beams) ||
+        get_int(d, g, "maxt", "gen.maxt", 1, VGPT_GEN_MAX_TOKENS, &o->max_tokens) ||
+        get_int(d, g, "nrng", "gen.nrng", 0, VGPT_GEN_MAX_NGRAM, &o->no_repeat_ngram) ||
+        get_float(d, g, "lp", "gen.lp", -VGPT_GEN_MAX_LENGTH_PENALTY, 0, VGPT_GEN_MAX_LENGTH_PENALTY,
+                  &o->length_penalty) ||
+        get_float(d, g, "temp", "gen.temp", 0, 0, VGPT_GEN_MAX_TEMPERATURE, &o->temperature) ||
+        get_int(d, g, "topk", "gen.topk", 0, VGPT_GEN_MAX_TOP_K, &o->top_k) ||
         get_float(d, g, "topp", "gen.topp", 0, 1, 1, &o->top_p) ||
         get_uint(d, g, "seed", "gen.seed", 0, 0, UINT64_MAX, &seed))
         return -1;

@@ -8,14 +8,30 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "opts.h"
 
-int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next, double stats_every,
-                    const vgpt_curve_opts *sec, vgpt_err *err) {
+void vgpt_node_opts_default(vgpt_node_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->stats_every = 10;
+}
+
+int vgpt_node_opt(const char *prog, int c, const char *arg, vgpt_node_opts *o) {
+    switch (c) {
+    case VGPT_NODE_OPT_STATS: return vgpt_opt_double(prog, "stats-interval", arg, 0, 1e6, &o->stats_every) ? -1 : 1;
+    case VGPT_NODE_OPT_CURVE_KEY: o->curve.key = arg; return 1;
+    case VGPT_NODE_OPT_CURVE_SERVER: o->curve.server_key = arg; return 1;
+    case VGPT_NODE_OPT_CURVE_PEERS: o->curve.peers = arg; return 1;
+    }
+    return 0;
+}
+
+int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next,
+                    const vgpt_node_opts *o, vgpt_err *err) {
     memset(n, 0, sizeof *n);
     n->name = name;
-    n->stats_every = stats_every;
+    n->stats_every = o->stats_every;
     n->t0 = n->last_stats = vgpt_now();
-    if (vgpt_curve_load(&n->curve, sec, name, err)) return -1;
+    if (vgpt_curve_load(&n->curve, &o->curve, name, err)) return -1;
     n->sigfd = vgpt_signals_open(err);
     if (n->sigfd < 0) return -1;
     n->zctx = zmq_ctx_new();
@@ -131,4 +147,23 @@ void vgpt_node_stats(vgpt_node *n, const char *extra, int force) {
              (unsigned long long)n->dropped, rate, extra && *extra ? ", " : "", extra ? extra : "");
     n->last_stats = t;
     n->last_sent = n->sent;
+}
+
+static void run_stats(vgpt_node *n, const vgpt_node_work *w, int force) {
+    char extra[256] = "";
+    if (w->stats) w->stats(w->ctx, extra, sizeof extra);
+    vgpt_node_stats(n, extra, force);
+}
+
+void vgpt_node_run(vgpt_node *n, const vgpt_node_work *w, const char *ready_line) {
+    vgpt_log(n->name, "%s", ready_line);
+    vgpt_sd_notify("READY=1");
+    int busy = 0;
+    while (!n->stopping || busy) {
+        if (vgpt_node_wait(n, busy ? 0 : 1000) && !n->stopping) w->on_input(w->ctx);
+        busy = w->on_step ? w->on_step(w->ctx) : 0;
+        run_stats(n, w, 0);
+    }
+    vgpt_sd_notify("STOPPING=1");
+    run_stats(n, w, 1);
 }

@@ -29,3 +29,10 @@ int vgpt_opt_double(const char *prog, const char *opt, const char *val, double l
     *out = v;
     return 0;
 }
+
+int vgpt_opt_float(const char *prog, const char *opt, const char *val, float lo, float hi, float *out) {
+    double v;
+    if (vgpt_opt_double(prog, opt, val, lo, hi, &v)) return -1;
+    *out = (float)v;
+    return 0;
+}
