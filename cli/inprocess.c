@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
+#include "generate.h"
 #include "encoder.h"
 #include "gpt2.h"
 #include "image.h"
@@ -17,7 +17,7 @@
 typedef struct engine {
     vgpt_model *model;
     vgpt_encoder *enc;
-    vgpt_decoder dec;
+    vgpt_gpt_run dec;
     vgpt_tok *tok;
     float *pixels, *vis; /* (batch,3,S,S), (batch,L,C) */
     uint8_t *rgb;
@@ -28,7 +28,7 @@ typedef struct engine {
 
 static void engine_free(engine *e) {
     vgpt_encoder_free(e->enc);
-    vgpt_decoder_release(&e->dec);
+    vgpt_gpt_run_free(&e->dec);
     vgpt_model_free(e->model);
     vgpt_tok_free(e->tok);
     free(e->pixels); free(e->vis); free(e->rgb); free(e->xkv); free(e->caps); free(e->slot);
@@ -41,7 +41,7 @@ static int engine_init(engine *e, const cli_opts *o, const char *argv0, vgpt_err
         return vgpt_err_set(err, "%s: the ViT expects %dx%d images; vgpt preprocesses to %dx%d", o->model,
                             e->model->vit.image, e->model->vit.image, VGPT_IMAGE_SIZE, VGPT_IMAGE_SIZE);
     if (vgpt_tok_load(o->model, argv0, &e->tok, err)) return -1;
-    if (vgpt_encoder_new(e->model, &e->enc, err) || vgpt_decoder_init(&e->dec, e->model, o->threads, err)) return -1;
+    if (vgpt_encoder_new(e->model, &e->enc, err) || vgpt_gpt_run_init(&e->dec, e->model, o->threads, err)) return -1;
     size_t S = VGPT_IMAGE_SIZE, L = vgpt_encoder_n_tokens(e->enc), C = vgpt_encoder_width(e->enc);
     e->pixels = malloc(o->batch * 3 * S * S * sizeof(float));
     e->vis = malloc(o->batch * L * C * sizeof(float));
@@ -63,13 +63,13 @@ static int engine_init(engine *e, const cli_opts *o, const char *argv0, vgpt_err
 static int caption_batch(engine *e, const cli_opts *o, cli_result *res, int n_ok, vgpt_err *err) {
     int L = vgpt_encoder_n_tokens(e->enc);
     if (vgpt_encode(e->enc, e->pixels, n_ok, e->vis, err)) return -1;
-    if (vgpt_decoder_cross_kv(&e->dec, e->vis, n_ok, L, e->xkv, err)) return -1;
+    if (vgpt_gpt_run_cross_kv(&e->dec, e->vis, n_ok, L, e->xkv, err)) return -1;
     int rc = vgpt_generate(&e->dec, e->xkv, n_ok, &o->gen, e->caps, err);
     for (int i = 0; i < n_ok; i++) {
         vgpt_xkv_free(&e->xkv[i]);
         if (rc) continue;
         cli_result *r = &res[e->slot[i]];
-        r->caption = vgpt_tok_decode(e->tok, e->caps[i].tokens, e->caps[i].n_tokens);
+        r->caption = vgpt_tok_text(e->tok, e->caps[i].tokens, e->caps[i].n_tokens);
         r->tokens = e->caps[i].tokens;
         r->n_tokens = e->caps[i].n_tokens;
         e->caps[i].tokens = NULL;
@@ -98,7 +98,7 @@ static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, F
         failed += res[i].error != NULL;
         pg->errors += res[i].error != NULL;
         pg->done++;
-        cli_result_clear(&res[i]);
+        cli_result_free(&res[i]);
     }
     fflush(out);
     cli_progress_update(pg, 0);

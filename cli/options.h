@@ -3,7 +3,7 @@
 #define VGPT_CLI_OPTIONS_H
 
 #include "curve.h"
-#include "decode.h"
+#include "generate.h"
 #include "image.h"
 
 typedef enum { FMT_TSV, FMT_JSONL } out_format;

@@ -31,7 +31,7 @@ void cli_print_result(FILE *f, out_format fmt, const cli_result *r) {
     fputs("}\n", f);
 }
 
-void cli_result_clear(cli_result *r) {
+void cli_result_free(cli_result *r) {
     free(r->path);
     free(r->caption);
     free(r->tokens);

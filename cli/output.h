@@ -17,7 +17,7 @@ typedef struct cli_result {
 } cli_result;
 
 void cli_print_result(FILE *f, out_format fmt, const cli_result *r);
-void cli_result_clear(cli_result *r);
+void cli_result_free(cli_result *r);
 
 typedef struct cli_progress {
     int enabled;

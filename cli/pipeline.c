@@ -36,7 +36,7 @@ typedef struct client {
     vgpt_curve curve;    /* --curve-*: keys and the reply socket's ZAP handler */
     int refused;         /* a preprocd refused our CURVE key */
     int unreachable;     /* --timeout passed with a request never accepted: fail the rest */
-    embedded emb;
+    cli_embedded emb;
     int embedded_on;
     item *items;         /* items[i - base] is input line i (blank lines skipped) */
     size_t base, n, cap;
@@ -93,7 +93,7 @@ static int send_request(client *c, size_t i) {
     m.gen = c->o->gen;
     m.bytes = bytes;
     m.n_bytes = st.st_size;
-    if (vgpt_msg_encode(&m, &buf, &len, &err) || (rc = vgpt_zsock_send_owned(c->push, buf, len, 0, &err)) < 0)
+    if (vgpt_msg_pack(&m, &buf, &len, &err) || (rc = vgpt_zsock_send_owned(c->push, buf, len, 0, &err)) < 0)
         goto fail;
     fclose(f);
     free(bytes);
@@ -175,12 +175,12 @@ static void drain_results(client *c, int timeout_ms) {
             zmq_msg_close(&frame);
             return;
         }
-        if (!vgpt_msg_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &m, &err) &&
+        if (!vgpt_msg_unpack(zmq_msg_data(&frame), zmq_msg_size(&frame), &m, &err) &&
             (m.type == VGPT_MSG_CAPTION || m.type == VGPT_MSG_ERROR))
             take_result(c, &m);
         else if (c->o->verbose)
             fprintf(stderr, "vgpt-cli: ignored a malformed result: %s\n", err.msg);
-        vgpt_msg_release(&m);
+        vgpt_msg_free(&m);
         zmq_msg_close(&frame);
     }
 }
@@ -194,7 +194,7 @@ static void flush_done(client *c, FILE *out) {
         c->failed += c->items[k].res.error != NULL;
         c->pg.errors += c->items[k].res.error != NULL;
         c->pg.done++;
-        cli_result_clear(&c->items[k].res);
+        cli_result_free(&c->items[k].res);
         k++;
     }
     if (!k) return;
@@ -275,11 +275,11 @@ static int connect_all(client *c, const char *argv0, vgpt_err *err) {
          * the time and the decoder steps only while captions are live, so a
          * fixed half each leaves a core idle (tools/bench_pipeline.sh measures
          * the splits).  Idle threads sleep, none spin (vgpt_blas_quiet). */
-        embedded_cfg cfg = {.bindir = dir, .model = o->model, .cache_dir = o->cache_dir,
+        cli_embedded_cfg cfg = {.bindir = dir, .model = o->model, .cache_dir = o->cache_dir,
                             .enc_threads = o->enc_threads ? o->enc_threads : o->threads,
                             .dec_threads = o->dec_threads ? o->dec_threads : o->threads,
                             .batch = o->batch, .verbose = o->verbose};
-        if (embedded_start(&c->emb, &cfg, 300, err)) return -1;
+        if (cli_embedded_start(&c->emb, &cfg, 300, err)) return -1;
         c->embedded_on = 1;
         pre = c->emb.ep_pre;
         reply = c->emb.ep_reply;
@@ -303,7 +303,7 @@ int cli_run_pipeline(const cli_opts *o, const char *argv0, FILE *in, FILE *out) 
     vgpt_err err;
     if (connect_all(&c, argv0, &err)) {
         fprintf(stderr, "vgpt-cli: %s\n", err.msg);
-        if (c.embedded_on || c.emb.dir[0]) embedded_stop(&c.emb);
+        if (c.embedded_on || c.emb.dir[0]) cli_embedded_stop(&c.emb);
         return 2;
     }
     cli_progress_start(&c.pg, o->progress);
@@ -327,7 +327,7 @@ int cli_run_pipeline(const cli_opts *o, const char *argv0, FILE *in, FILE *out) 
             send_waiting(&c);
         }
         drain_results(&c, c.in_flight || c.next_unsent < c.base + c.n ? 100 : 0);
-        if (c.embedded_on && embedded_supervise(&c.emb)) resend(&c, 1);
+        if (c.embedded_on && cli_embedded_supervise(&c.emb)) resend(&c, 1);
         else resend(&c, 0);
         expire(&c);
         flush_done(&c, out);
@@ -336,13 +336,13 @@ int cli_run_pipeline(const cli_opts *o, const char *argv0, FILE *in, FILE *out) 
     rc = c.failed ? 1 : 0;
 done:
     free(line);
-    for (size_t k = 0; k < c.n; k++) cli_result_clear(&c.items[k].res);
+    for (size_t k = 0; k < c.n; k++) cli_result_free(&c.items[k].res);
     free(c.items);
     if (c.mon) zmq_socket_monitor(c.push, NULL, 0), zmq_close(c.mon);
     if (c.push) zmq_close(c.push);
     if (c.pull) zmq_close(c.pull);
-    if (c.embedded_on) embedded_stop(&c.emb);
+    if (c.embedded_on) cli_embedded_stop(&c.emb);
     zmq_ctx_term(c.zctx);
-    vgpt_curve_end(&c.curve);
+    vgpt_curve_free(&c.curve);
     return rc;
 }

@@ -18,7 +18,7 @@
 
 #include "daemon.h"
 
-static pid_t start_one(embedded *e, spawned *s, int verbose) {
+static pid_t start_one(cli_embedded *e, cli_spawned *s, int verbose) {
     pid_t pid = fork();
     if (pid != 0) return pid;
     /* child: die with vgpt-cli, report readiness to it, keep its log aside */
@@ -41,7 +41,7 @@ static pid_t start_one(embedded *e, spawned *s, int verbose) {
     _exit(127);
 }
 
-static void log_tail(const embedded *e, const char *name) {
+static void log_tail(const cli_embedded *e, const char *name) {
     char path[400], line[1024];
     snprintf(path, sizeof path, "%s/%s.log", e->dir, name);
     FILE *f = fopen(path, "r");
@@ -69,7 +69,7 @@ static pid_t read_notify(int fd) {
     return cred.pid;
 }
 
-static int open_notify(embedded *e, vgpt_err *err) {
+static int open_notify(cli_embedded *e, vgpt_err *err) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(e->notify_path, sizeof e->notify_path, "%s/notify", e->dir);
     if (strlen(e->notify_path) >= sizeof sa.sun_path)
@@ -84,8 +84,8 @@ static int open_notify(embedded *e, vgpt_err *err) {
 }
 
 /* argv strings live in e->strbuf so a restart can reuse them. */
-static char *keep(embedded *e, int slot, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static char *keep(embedded *e, int slot, const char *fmt, ...) {
+static char *keep(cli_embedded *e, int slot, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static char *keep(cli_embedded *e, int slot, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->strbuf[slot], sizeof e->strbuf[slot], fmt, ap);
@@ -93,7 +93,7 @@ static char *keep(embedded *e, int slot, const char *fmt, ...) {
     return e->strbuf[slot];
 }
 
-static void build_argv(embedded *e, const embedded_cfg *c) {
+static void build_argv(cli_embedded *e, const cli_embedded_cfg *c) {
     static const char *names[3] = {"preprocd", "encoderd", "decoderd"};
     for (int i = 0; i < 3; i++) e->d[i].name = names[i];
     char *pre = keep(e, 0, "%s/preprocd", c->bindir), *enc = keep(e, 1, "%s/encoderd", c->bindir);
@@ -121,7 +121,7 @@ static void build_argv(embedded *e, const embedded_cfg *c) {
     a[n++] = "--threads"; a[n++] = dt; a[n++] = "--stats-interval"; a[n++] = stats; a[n] = NULL;
 }
 
-int embedded_start(embedded *e, const embedded_cfg *cfg, double timeout_s, vgpt_err *err) {
+int cli_embedded_start(cli_embedded *e, const cli_embedded_cfg *cfg, double timeout_s, vgpt_err *err) {
     memset(e, 0, sizeof *e);
     e->notify_fd = -1;
     const char *tmp = getenv("TMPDIR");
@@ -156,7 +156,7 @@ int embedded_start(embedded *e, const embedded_cfg *cfg, double timeout_s, vgpt_
     return 0;
 }
 
-int embedded_supervise(embedded *e) {
+int cli_embedded_supervise(cli_embedded *e) {
     int restarted = 0, status;
     for (int i = 0; i < 3; i++) {
         if (e->d[i].pid <= 0 || waitpid(e->d[i].pid, &status, WNOHANG) != e->d[i].pid) continue;
@@ -173,7 +173,7 @@ int embedded_supervise(embedded *e) {
     return restarted;
 }
 
-void embedded_stop(embedded *e) {
+void cli_embedded_stop(cli_embedded *e) {
     for (int i = 0; i < 3; i++)
         if (e->d[i].pid > 0) kill(e->d[i].pid, SIGTERM);
     double deadline = vgpt_now() + 5;

@@ -12,35 +12,35 @@
 
 #define SPAWN_MAX_ARGS 24
 
-typedef struct spawned {
+typedef struct cli_spawned {
     const char *name;
     char *argv[SPAWN_MAX_ARGS];
     pid_t pid;
     int restarts;
-} spawned;
+} cli_spawned;
 
-typedef struct embedded {
+typedef struct cli_embedded {
     char dir[256];            /* private temp dir holding the sockets */
     char ep_pre[300], ep_enc[300], ep_dec[300], ep_reply[300];
     char notify_path[300];
     int notify_fd;
-    spawned d[3];             /* preprocd, encoderd, decoderd */
+    cli_spawned d[3];             /* preprocd, encoderd, decoderd */
     char strbuf[8][4096];     /* storage for argv strings */
-} embedded;
+} cli_embedded;
 
-typedef struct embedded_cfg {
+typedef struct cli_embedded_cfg {
     const char *bindir;       /* where the daemon binaries are */
     const char *model;
     const char *cache_dir;    /* NULL = no token cache */
     int enc_threads, dec_threads, batch;
     int verbose;
-} embedded_cfg;
+} cli_embedded_cfg;
 
 /* Starts all three and waits (up to timeout_s) until each is ready. */
-int embedded_start(embedded *e, const embedded_cfg *cfg, double timeout_s, vgpt_err *err);
+int cli_embedded_start(cli_embedded *e, const cli_embedded_cfg *cfg, double timeout_s, vgpt_err *err);
 /* Restarts daemons that exited; returns how many were restarted (their
  * in-flight requests are lost and must be re-sent). */
-int embedded_supervise(embedded *e);
-void embedded_stop(embedded *e);
+int cli_embedded_supervise(cli_embedded *e);
+void cli_embedded_stop(cli_embedded *e);
 
 #endif

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "decode.h"
+#include "generate.h"
 #include "gpt2.h"
 #include "half.h"
 #include "model.h"
@@ -38,7 +38,7 @@ typedef struct dec_ctx {
     dec_opts o;
     vgpt_node node;
     vgpt_model *model;
-    vgpt_decoder dec;
+    vgpt_gpt_run dec;
     vgpt_tok *tok;
     live **jobs;
     int n_jobs, cap_jobs;
@@ -107,7 +107,7 @@ static int seats(const vgpt_gen_opts *g) { return g->mode == VGPT_BEAM && g->bea
 static int setup(dec_ctx *x, char **argv, vgpt_err *err) {
     if (vgpt_model_load(x->o.model, VGPT_LOAD_DECODER, &x->model, err)) return -1;
     if (vgpt_tok_load(x->o.model, argv[0], &x->tok, err)) return -1;
-    if (vgpt_decoder_init(&x->dec, x->model, (int)x->o.threads, err)) return -1;
+    if (vgpt_gpt_run_init(&x->dec, x->model, (int)x->o.threads, err)) return -1;
     /* admission stops at --max-seqs, so one more request's beams may overshoot it */
     size_t S = (size_t)x->o.max_seqs + VGPT_GEN_MAX_BEAMS;
     x->tokens = malloc(S * sizeof *x->tokens);
@@ -154,7 +154,7 @@ static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
         vis = widened;
     }
     live *l = calloc(1, sizeof *l);
-    int rc = l ? vgpt_decoder_cross_kv(&x->dec, vis, 1, L, &l->xkv, err) : vgpt_err_set(err, "out of memory");
+    int rc = l ? vgpt_gpt_run_cross_kv(&x->dec, vis, 1, L, &l->xkv, err) : vgpt_err_set(err, "out of memory");
     free(widened);
     if (rc || !(l->job = vgpt_job_new(x->model, &l->xkv, &m->gen, err))) {
         if (l) free_live(l);
@@ -186,7 +186,7 @@ static void admit(dec_ctx *x) {
     while (seats_taken(x) + 1 <= x->o.max_seqs && vgpt_node_recv(&x->node, &frame, &m, VGPT_MSG_TOKENS)) {
         vgpt_err err;
         if (admit_one(x, &m, &err)) vgpt_node_fail(&x->node, &m, err.msg);
-        vgpt_msg_release(&m);
+        vgpt_msg_free(&m);
         zmq_msg_close(&frame);
     }
 }
@@ -199,7 +199,7 @@ static void finish(dec_ctx *x, live *l) {
         vgpt_node_fail(&x->node, &l->req, err.msg);
         return;
     }
-    char *text = vgpt_tok_decode(x->tok, cap.tokens, cap.n_tokens);
+    char *text = vgpt_tok_text(x->tok, cap.tokens, cap.n_tokens);
     vgpt_msg_follow(&out, VGPT_MSG_CAPTION, &l->req);
     out.caption = text ? text : "";
     out.caption_len = text ? strlen(text) : 0;
@@ -221,7 +221,7 @@ static void step(dec_ctx *x) {
         nb += vgpt_job_n_live(x->jobs[i]->job);
     }
     vgpt_err err;
-    int failed = nb > 0 && vgpt_decoder_step(&x->dec, nb, x->tokens, x->kv, x->xkv, x->logits, &err);
+    int failed = nb > 0 && vgpt_gpt_run_step(&x->dec, nb, x->tokens, x->kv, x->xkv, x->logits, &err);
     x->steps++;
     x->seqs_stepped += nb;
     float *rows = x->logits;
@@ -272,8 +272,8 @@ int main(int argc, char **argv) {
     snprintf(ready, sizeof ready, "ready on %s: %s", x.o.listen, desc);
     vgpt_node_run(&x.node, &(vgpt_node_work){.ctx = &x, .on_input = on_input, .on_step = on_step, .stats = stats},
                   ready);
-    vgpt_node_close(&x.node);
-    vgpt_decoder_release(&x.dec);
+    vgpt_node_free(&x.node);
+    vgpt_gpt_run_free(&x.dec);
     vgpt_tok_free(x.tok);
     vgpt_model_free(x.model);
     free(x.jobs); free(x.tokens); free(x.kv); free(x.xkv); free(x.logits);

@@ -173,7 +173,7 @@ static void on_input(void *ctx) {
     int n = gather(x);
     process(x, n);
     for (int i = 0; i < n; i++) {
-        vgpt_msg_release(&x->msgs[i]);
+        vgpt_msg_free(&x->msgs[i]);
         zmq_msg_close(&x->frames[i]);
     }
 }
@@ -200,8 +200,8 @@ int main(int argc, char **argv) {
     vgpt_model_describe(x.model, desc, sizeof desc);
     snprintf(ready, sizeof ready, "ready on %s -> %s: %s", x.o.listen, x.o.next, desc);
     vgpt_node_run(&x.node, &(vgpt_node_work){.ctx = &x, .on_input = on_input, .stats = stats}, ready);
-    vgpt_cache_close(x.cache);
-    vgpt_node_close(&x.node);
+    vgpt_cache_free(x.cache);
+    vgpt_node_free(&x.node);
     vgpt_encoder_free(x.enc);
     vgpt_model_free(x.model);
     free(x.pixels); free(x.vis); free(x.hit_tokens);

@@ -78,7 +78,7 @@ vgpt_cache *vgpt_cache_open(const char *dir, size_t max_mb, const char *log_name
     return c;
 }
 
-void vgpt_cache_close(vgpt_cache *c) {
+void vgpt_cache_free(vgpt_cache *c) {
     if (!c) return;
     if (c->env) mdb_env_close(c->env);
     free(c);

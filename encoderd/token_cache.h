@@ -23,7 +23,7 @@ typedef struct vgpt_cache_stats {
  * least-recently-used eviction.  Never fails: returns a disabled cache
  * (after logging why under log_name) when LMDB cannot be used. */
 vgpt_cache *vgpt_cache_open(const char *dir, size_t max_mb, const char *log_name);
-void vgpt_cache_close(vgpt_cache *c);
+void vgpt_cache_free(vgpt_cache *c);
 
 /* key = SHA-256(image content hash, preprocessing settings, model fingerprint). */
 void vgpt_cache_key(const uint8_t image_hash[32], const vgpt_image_opts *o, const char *fingerprint, uint8_t key[32]);

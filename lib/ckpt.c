@@ -286,10 +286,10 @@ static int index_archive(vgpt_ckpt *ck, vgpt_err *err) {
     const vgpt_pkval *top;
     int rc = -1;
     if (check_magic(&c) || vgpt_zip_open(&c.zip, ck->map, ck->size, ck->path, err)) return -1;
-    if (find_pickle(&c, &pkl, &pkl_len) || check_byteorder(&c)) goto out;
-    if (vgpt_pickle_parse(pkl, pkl_len, ck->path, &pk, &top, err)) goto out;
+    if (find_pickle(&c, &pkl, &pkl_len) || check_byteorder(&c)) goto done;
+    if (vgpt_pickle_parse(pkl, pkl_len, ck->path, &pk, &top, err)) goto done;
     rc = collect(&c, top);
-out:
+done:
     vgpt_pickle_free(pk);
     vgpt_zip_free(&c.zip);
     return rc;
@@ -316,11 +316,11 @@ int vgpt_ckpt_open_mem(const void *data, size_t size, const char *name, vgpt_ckp
     ck->size = size;
     if (size == 0) {
         vgpt_err_set(err, "%s: empty file (expected a torch.save checkpoint)", name);
-        vgpt_ckpt_close(ck);
+        vgpt_ckpt_free(ck);
         return -1;
     }
     if (index_archive(ck, err)) {
-        vgpt_ckpt_close(ck);
+        vgpt_ckpt_free(ck);
         return -1;
     }
     *out = ck;
@@ -359,14 +359,14 @@ int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err) {
     ck->size = (size_t)sb.st_size;
     ck->mapped = 1;
     if (index_archive(ck, err)) {
-        vgpt_ckpt_close(ck);
+        vgpt_ckpt_free(ck);
         return -1;
     }
     *out = ck;
     return 0;
 }
 
-void vgpt_ckpt_release(const vgpt_ckpt *ck, const void *p, size_t bytes) {
+void vgpt_ckpt_drop_pages(const vgpt_ckpt *ck, const void *p, size_t bytes) {
     uintptr_t lo = (uintptr_t)p, hi = lo + bytes, base = (uintptr_t)ck->map, page = (uintptr_t)sysconf(_SC_PAGESIZE);
     if (!ck->mapped || lo < base || hi > base + ck->size) return;
     lo = (lo + page - 1) & ~(page - 1); /* whole pages only: neighbours may share the edges */
@@ -374,7 +374,7 @@ void vgpt_ckpt_release(const vgpt_ckpt *ck, const void *p, size_t bytes) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-void vgpt_ckpt_close(vgpt_ckpt *ck) {
+void vgpt_ckpt_free(vgpt_ckpt *ck) {
     if (!ck) return;
     for (size_t i = 0; i < ck->n; i++) drop_tensor(&ck->tensors[i]);
     for (size_t i = 0; i < ck->n_owned; i++) free(ck->owned[i]);

@@ -38,7 +38,7 @@ typedef struct vgpt_ckpt vgpt_ckpt;
  * "model.pth: not a zip archive (legacy torch.save format is not supported;
  * re-save with torch>=1.6)" or "model.pth: data.pkl: truncated pickle". */
 int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err);
-void vgpt_ckpt_close(vgpt_ckpt *ck);
+void vgpt_ckpt_free(vgpt_ckpt *ck);
 
 /* Same as vgpt_ckpt_open over a caller-owned buffer that must outlive the
  * checkpoint (tests and fuzzing use it so that ASan sees every read). */
@@ -58,7 +58,7 @@ int vgpt_ckpt_read_f32(const vgpt_ckpt *ck, const vgpt_tensor *t, float *dst, vg
  * the whole pages of it inside the file mapping leave this process's
  * resident set (a later read faults them back in from the page cache).
  * Does nothing for memory outside the mapping. */
-void vgpt_ckpt_release(const vgpt_ckpt *ck, const void *p, size_t bytes);
+void vgpt_ckpt_drop_pages(const vgpt_ckpt *ck, const void *p, size_t bytes);
 
 /* Size in bytes of one element of dtype (0 for OTHER). */
 size_t vgpt_dtype_size(vgpt_dtype dt);

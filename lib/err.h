@@ -1,8 +1,9 @@
 /* err.h - one-line, user-actionable error messages.
  *
- * Every fallible vgpt function takes a vgpt_err* and returns 0 on success,
- * -1 on failure after writing a message that names the file, the tensor or
- * the input and what was expected.  No global errno-style state. */
+ * Fallible functions that can say why take a vgpt_err* and return 0 on
+ * success, -1 on failure after writing a message that names the file, the
+ * tensor or the input and what was expected (constructors that can only run
+ * out of memory return NULL instead).  No global errno-style state. */
 #ifndef VGPT_ERR_H
 #define VGPT_ERR_H
 

@@ -12,7 +12,7 @@
 
 #define GPT_EPS 1e-5f
 
-int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, int threads, vgpt_err *err) {
+int vgpt_gpt_run_init(vgpt_gpt_run *d, const vgpt_model *m, int threads, vgpt_err *err) {
     memset(d, 0, sizeof *d);
     if (!m->gpt.n_layers) return vgpt_err_set(err, "decoder: the model was loaded without its text part");
     d->m = m;
@@ -21,14 +21,14 @@ int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, int threads, vgpt_er
     return 0;
 }
 
-void vgpt_decoder_release(vgpt_decoder *d) {
+void vgpt_gpt_run_free(vgpt_gpt_run *d) {
     vgpt_buf *bufs[] = {&d->h, &d->xn, &d->qkv, &d->att, &d->hidden, &d->scratch, &d->xvis};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vgpt_buf_free(bufs[i]);
     vgpt_pool_free(d->pool);
     d->pool = NULL;
 }
 
-int vgpt_decoder_cross_kv(vgpt_decoder *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err) {
+int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err) {
     // vis is (N,L,C); each out[n].kv is (n_cross, 2, L, C)
     const vgpt_gpt *g = &d->m->gpt;
     int C = g->width;
@@ -94,7 +94,7 @@ void vgpt_kv_copy(vgpt_kv *dst, const vgpt_kv *src) {
  * reads layer l of each caption's cache, which already holds the token;
  * cross-attention reads block x of each image's K/V. */
 typedef struct attend_job {
-    vgpt_decoder *d;
+    vgpt_gpt_run *d;
     const float *q; /* (B, ldq) */
     int ldq, B, l, x;
     vgpt_kv *const *kv;
@@ -125,7 +125,7 @@ static void attend_part(void *arg, int part, int n_parts) {
 }
 
 // h is (B,C): h = h + out_proj(MHA(q = W_query(LN(h)), k/v = the image's cross K/V))
-static void cross_block(vgpt_decoder *d, const vgpt_block *blk, int x, int B, const vgpt_xkv *const *xkv) {
+static void cross_block(vgpt_gpt_run *d, const vgpt_block *blk, int x, int B, const vgpt_xkv *const *xkv) {
     int C = d->m->gpt.width;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
     vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,C): q */
@@ -135,7 +135,7 @@ static void cross_block(vgpt_decoder *d, const vgpt_block *blk, int x, int B, co
 }
 
 // h is (B,C): causal self-attention over each caption's cache, then the MLP
-static void self_block(vgpt_decoder *d, const vgpt_block *blk, int l, int B, vgpt_kv *const *kv) {
+static void self_block(vgpt_gpt_run *d, const vgpt_block *blk, int l, int B, vgpt_kv *const *kv) {
     int C = d->m->gpt.width;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
     vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,3C): q | k | v */
@@ -153,7 +153,7 @@ static void self_block(vgpt_decoder *d, const vgpt_block *blk, int l, int B, vgp
     vgpt_linear_packed(d->h.p, d->hidden.p, &blk->packed_fc2, B, VGPT_ACCUMULATE, d->pool);
 }
 
-static int reserve(vgpt_decoder *d, int B, int max_ctx) {
+static int reserve(vgpt_gpt_run *d, int B, int max_ctx) {
     const vgpt_gpt *g = &d->m->gpt;
     size_t BC = (size_t)B * g->width;
     int hidden = 4 * g->width;
@@ -165,7 +165,7 @@ static int reserve(vgpt_decoder *d, int B, int max_ctx) {
            vgpt_buf_get(&d->scratch, (size_t)vgpt_pool_size(d->pool) * (d->scratch_row = max_ctx));
 }
 
-int vgpt_decoder_step(vgpt_decoder *d, int B, const int32_t *token, vgpt_kv *const *kv,
+int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *const *kv,
                       const vgpt_xkv *const *xkv, float *logits, vgpt_err *err) {
     // token is (B), logits is (B,V)
     const vgpt_gpt *g = &d->m->gpt;

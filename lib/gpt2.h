@@ -2,7 +2,7 @@
  * of independent captions, each with its own self-attention KV cache and its
  * image's cross-attention K/V (computed once per image).
  *
- * Batching policy lives with the callers (decode.c in-process, decoderd's
+ * Batching policy lives with the callers (generate.c in-process, decoderd's
  * continuous batching): this file only advances whatever set it is given. */
 #ifndef VGPT_GPT2_H
 #define VGPT_GPT2_H
@@ -27,19 +27,19 @@ typedef struct vgpt_kv {
 
 struct vgpt_pool;
 
-typedef struct vgpt_decoder {
+typedef struct vgpt_gpt_run {
     const vgpt_model *m;
     struct vgpt_pool *pool; /* threads for the step's matrix products */
     vgpt_buf h, xn, qkv, att, hidden, scratch, xvis;
     int scratch_row; /* scratch holds one row of this many floats per thread */
-} vgpt_decoder;
+} vgpt_gpt_run;
 
 /* threads: cores for the step's matrix products (the caller is one of them). */
-int vgpt_decoder_init(vgpt_decoder *d, const vgpt_model *m, int threads, vgpt_err *err);
-void vgpt_decoder_release(vgpt_decoder *d);
+int vgpt_gpt_run_init(vgpt_gpt_run *d, const vgpt_model *m, int threads, vgpt_err *err);
+void vgpt_gpt_run_free(vgpt_gpt_run *d);
 
 /* vis (N,L,C) visual tokens -> out[0..N-1] (allocated here; free with vgpt_xkv_free). */
-int vgpt_decoder_cross_kv(vgpt_decoder *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err);
+int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err);
 void vgpt_xkv_free(vgpt_xkv *x);
 
 int vgpt_kv_alloc(vgpt_kv *kv, const vgpt_model *m, int cap);
@@ -49,7 +49,7 @@ void vgpt_kv_copy(vgpt_kv *dst, const vgpt_kv *src);
 
 /* One step for B captions: token[b] enters at position kv[b]->pos, which is
  * then advanced; logits (B,V) are the next-token logits. */
-int vgpt_decoder_step(vgpt_decoder *d, int B, const int32_t *token, vgpt_kv *const *kv,
+int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *const *kv,
                       const vgpt_xkv *const *xkv, float *logits, vgpt_err *err);
 
 #endif

@@ -16,7 +16,7 @@
 
 #include <vips/vips.h>
 
-#include "image_decode.h"
+#include "image_read.h"
 #include "image_resize.h"
 
 #define S VGPT_IMAGE_SIZE
@@ -35,7 +35,7 @@ static void warning_to_log(const gchar *domain, GLogLevelFlags level, const gcha
 
 int vgpt_image_init(const char *argv0, vgpt_err *err) {
     if (VIPS_INIT(argv0 ? argv0 : "vgpt"))
-        return vgpt_decode_vips_error(err, "libvips", "initialisation failed");
+        return vgpt_image_read_error(err, "libvips", "initialisation failed");
     /* The operation cache keys buffer loads by address: a reused buffer
      * could return a stale image.  Each image is decoded once anyway. */
     vips_cache_set_max(0);
@@ -69,7 +69,7 @@ static int stream_rows(VipsImage *im, const vgpt_pix_layout *l, const vgpt_resiz
     for (int y = 0; y < h; y += STRIP) {
         VipsRect r = {0, y, w, h - y < STRIP ? h - y : STRIP};
         if (vips_region_prepare(reg, &r)) {
-            rc = vgpt_decode_vips_error(err, name, "truncated or corrupt image data");
+            rc = vgpt_image_read_error(err, name, "truncated or corrupt image data");
             goto done;
         }
         for (int yy = y; yy < y + r.height; yy++) {
@@ -77,9 +77,9 @@ static int stream_rows(VipsImage *im, const vgpt_pix_layout *l, const vgpt_resiz
             const void *row = VIPS_REGION_ADDR(reg, 0, yy);
             uint8_t *d = tmp + (size_t)(yy - first) * S * 3;
             if (w == S) {
-                vgpt_decode_row_rgb(l, row, w, d);
+                vgpt_image_read_row_rgb(l, row, w, d);
             } else {
-                vgpt_decode_row_rgb(l, row, w, rgb);
+                vgpt_image_read_row_rgb(l, row, w, rgb);
                 vgpt_resize_row(ax, rgb, d);
             }
         }
@@ -130,16 +130,16 @@ static int reopen(const void *buf, size_t len, vgpt_image_format fmt, const vgpt
     if (orient == 1 && shrink == 1) return 0;
     g_object_unref(*im);
     *im = NULL;
-    vgpt_decode_opts d = {orient == 1, o->accept_truncated, shrink};
+    vgpt_image_read_opts d = {orient == 1, o->accept_truncated, shrink};
     VipsImage *again;
-    if (vgpt_decode_open(buf, len, fmt, &d, name, &again, err)) return -1;
+    if (vgpt_image_read_open(buf, len, fmt, &d, name, &again, err)) return -1;
     if (orient == 1) {
         *im = again;
         return 0;
     }
     int rc = vips_autorot(again, im, NULL);
     g_object_unref(again);
-    if (rc) return vgpt_decode_vips_error(err, name, "cannot apply EXIF orientation");
+    if (rc) return vgpt_image_read_error(err, name, "cannot apply EXIF orientation");
     return 0;
 }
 
@@ -162,7 +162,7 @@ int vgpt_image_load_buffer(const void *buf, size_t len, const char *name,
     int rc = load(buf, len, name, o, out, &decoding, err);
     uint8_t *fixed;
     if (rc && decoding && vgpt_image_sniff(buf, len) == VGPT_FMT_PNG &&
-        vgpt_decode_png_fix_crcs(buf, len, &fixed) == 1) {
+        vgpt_image_read_png_fix_crcs(buf, len, &fixed) == 1) {
         vgpt_err first = *err;
         rc = load(fixed, len, name, o, out, &decoding, err);
         if (rc) *err = first;  /* the CRC was not the only problem */
@@ -183,9 +183,9 @@ static int load(const void *buf, size_t len, const char *name, const vgpt_image_
                             "magic bytes, got %s)", name, hex);
     }
     vips_error_clear();
-    vgpt_decode_opts d = {1, o->accept_truncated, 1};
+    vgpt_image_read_opts d = {1, o->accept_truncated, 1};
     VipsImage *im;
-    if (vgpt_decode_open(buf, len, fmt, &d, name, &im, err)) return -1;
+    if (vgpt_image_read_open(buf, len, fmt, &d, name, &im, err)) return -1;
     uint64_t w = (uint64_t)vips_image_get_width(im), h = (uint64_t)vips_image_get_height(im);
     uint64_t limit = o->max_pixels ? o->max_pixels : VGPT_IMAGE_DEFAULT_MAX_PIXELS;
     int rc = -1;
@@ -197,7 +197,7 @@ static int load(const void *buf, size_t len, const char *name, const vgpt_image_
     }
     if (reopen(buf, len, fmt, o, name, &im, err)) goto done;
     vgpt_pix_layout l;
-    if (vgpt_decode_layout(im, fmt, buf, len, name, &l, err)) goto done;
+    if (vgpt_image_read_layout(im, fmt, buf, len, name, &l, err)) goto done;
     *decoding = 1;
     rc = resize_image(im, &l, name, out, err);
 done:

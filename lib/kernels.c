@@ -1,4 +1,6 @@
-/* kernels.c - LayerNorm, GELU, softmax, attention and the BLAS wrapper (see kernels.h). */
+/* kernels.c - the linear layer and attention over OpenBLAS, and the thread
+ * settings of OpenBLAS (see kernels.h).  LayerNorm, GELU and softmax live in
+ * activations.c, which alone is built with -ffast-math. */
 #include "kernels.h"
 
 #include <cblas.h>
@@ -41,10 +43,6 @@ void vgpt_linear(float *out, const float *inp, const float *weight, const float 
             for (int i = 0; i < OC; i++) o[i] += bias[i];
         }
     }
-}
-
-void vgpt_add(float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
 
 #ifdef __AVX512F__

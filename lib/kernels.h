@@ -22,9 +22,6 @@ void vgpt_layernorm(float *out, const float *inp, const float *scale, const floa
 void vgpt_gelu_erf(float *x, size_t n);
 void vgpt_gelu_tanh(float *x, size_t n);
 
-/* a (n) += b (n) */
-void vgpt_add(float *a, const float *b, size_t n);
-
 /* Multi-head attention for one sequence, heads laid side by side in columns:
  * q is (Tq, H*hd) with row stride ldq, k and v are (Tk, H*hd) with strides
  * ldk / ldv, out is (Tq, H*hd) with stride ldo.  Scale is 1/sqrt(hd).

@@ -81,7 +81,7 @@ static const float *materialize(binder *b, const vgpt_tensor *t) {
         }
     }
     /* the narrow original is not read again: its pages leave the resident set */
-    if (t->contiguous) vgpt_ckpt_release(b->m->ckpt, t->data, (size_t)t->numel * vgpt_dtype_size(t->dtype));
+    if (t->contiguous) vgpt_ckpt_drop_pages(b->m->ckpt, t->data, (size_t)t->numel * vgpt_dtype_size(t->dtype));
     return dst;
 }
 
@@ -409,7 +409,7 @@ int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err) {
     vgpt_ckpt *ck;
     if (vgpt_config_load(path, &cfg, err) || vgpt_ckpt_open(path, &ck, err)) return -1;
     int rc = vgpt_model_context_of(ck, &cfg, context, err);
-    vgpt_ckpt_close(ck);
+    vgpt_ckpt_free(ck);
     return rc;
 }
 
@@ -552,7 +552,7 @@ void vgpt_model_free(vgpt_model *m) {
     vgpt_model_unpack_decoder(m);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
-    vgpt_ckpt_close(m->ckpt);
+    vgpt_ckpt_free(m->ckpt);
     free(m);
 }
 

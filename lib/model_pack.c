@@ -2,7 +2,7 @@
  * few-row products of a decoding step (packed.c says why).
  *
  * The packed copies replace the checkpoint's tensors for decoding, so the
- * pages of the originals are handed back (vgpt_ckpt_release): the process
+ * pages of the originals are handed back (vgpt_ckpt_drop_pages): the process
  * holds one copy of the decoder weights, not two.  tok_emb stays readable
  * for the embedding lookup; its pages come back one row at a time. */
 #include <string.h>
@@ -14,7 +14,7 @@ static void drop(vgpt_model *m, const float **w, size_t n) {
     if (vgpt_model_free_owned(m, *w))
         *w = NULL;
     else
-        vgpt_ckpt_release(m->ckpt, *w, n * sizeof(float));
+        vgpt_ckpt_drop_pages(m->ckpt, *w, n * sizeof(float));
 }
 
 static int pack(vgpt_model *m, vgpt_packed *dst, int n, vgpt_lin *const *lins, vgpt_err *err,
@@ -51,7 +51,7 @@ int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
     if (vgpt_pack(&g->packed_head, g->width, 1, &head, NULL, &vocab))
         return vgpt_err_set(err, "%s: out of memory packing out_head", vgpt_ckpt_path(m->ckpt));
     if (m->tied)
-        vgpt_ckpt_release(m->ckpt, head, (size_t)vocab * g->width * sizeof(float)); /* tok_emb stays */
+        vgpt_ckpt_drop_pages(m->ckpt, head, (size_t)vocab * g->width * sizeof(float)); /* tok_emb stays */
     else
         drop(m, &g->out_head, (size_t)vocab * g->width);
     return 0;

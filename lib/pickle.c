@@ -465,19 +465,19 @@ int vgpt_pickle_parse(const uint8_t *data, size_t len, const char *fname, vgpt_p
     while (!stop) {
         if (pk->pos >= pk->len) {
             vgpt_err_set(err, "%s: data.pkl: truncated pickle (no STOP opcode in %zu bytes)", fname, len);
-            goto bad;
+            goto fail;
         }
         pk->op_off = pk->pos;
         pk->op = pk->p[pk->pos++];
-        if (step(pk, &stop)) goto bad;
+        if (step(pk, &stop)) goto fail;
     }
     const vgpt_pkval *result = pop(pk);
-    if (!result) goto bad;
+    if (!result) goto fail;
     free_machine(pk);
     *out_pk = pk;
     *out = result;
     return 0;
-bad:
+fail:
     free_machine(pk);
     free_all(pk);
     return -1;

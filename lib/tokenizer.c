@@ -278,7 +278,7 @@ static size_t utf8_sanitize(const unsigned char *s, size_t n, char *out) {
     return o;
 }
 
-char *vgpt_tok_decode(const vgpt_tok *t, const int32_t *ids, int n) {
+char *vgpt_tok_text(const vgpt_tok *t, const int32_t *ids, int n) {
     size_t total = 0, len;
     for (int i = 0; i < n; i++)
         if (vgpt_tok_bytes(t, ids[i], &len)) total += len;

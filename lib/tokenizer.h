@@ -61,6 +61,6 @@ const unsigned char *vgpt_tok_bytes(const vgpt_tok *t, int32_t id, size_t *len);
  * bytes.decode('utf-8', errors='replace'), and the text is stripped of
  * surrounding whitespace as Python's str.strip() does (Unicode whitespace
  * included); nothing else is cleaned up (" ." stays). */
-char *vgpt_tok_decode(const vgpt_tok *t, const int32_t *ids, int n);
+char *vgpt_tok_text(const vgpt_tok *t, const int32_t *ids, int n);
 
 #endif

@@ -274,7 +274,7 @@ int vgpt_curve_zap_start(vgpt_curve *c, void *zctx, vgpt_err *err) {
     return 0;
 }
 
-void vgpt_curve_end(vgpt_curve *c) {
+void vgpt_curve_free(vgpt_curve *c) {
     if (c->thread_on) pthread_join(c->thread, NULL);
     c->thread_on = 0;
     memset(c->sec, 0, sizeof c->sec);

@@ -70,7 +70,7 @@ int vgpt_curve_load(vgpt_curve *c, const vgpt_curve_opts *o, const char *name, v
 int vgpt_curve_zap_start(vgpt_curve *c, void *zctx, vgpt_err *err);
 /* Joins the handler thread; call after zmq_ctx_term (which ends it).  Also
  * wipes the secret keys from memory. */
-void vgpt_curve_end(vgpt_curve *c);
+void vgpt_curve_free(vgpt_curve *c);
 
 /* Socket options for a bound socket (CURVE server) and a connecting socket
  * (CURVE client), set before zmq_bind / zmq_connect.  No-op when c is NULL

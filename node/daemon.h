@@ -1,7 +1,7 @@
 /* daemon.h - what every vgpt daemon does the same way: log lines on stderr
  * (journald adds its own timestamps under systemd), SIGTERM/SIGINT/SIGHUP as
  * bytes on a self-pipe the event loop polls, sd_notify readiness without
- * libsystemd, and a periodic throughput line. */
+ * libsystemd, and a monotonic clock.  The throughput line is node.c's. */
 #ifndef VGPT_DAEMON_H
 #define VGPT_DAEMON_H
 

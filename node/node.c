@@ -46,12 +46,12 @@ int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const ch
     return 0;
 }
 
-void vgpt_node_close(vgpt_node *n) {
+void vgpt_node_free(vgpt_node *n) {
     if (n->rep) vgpt_replier_free(n->rep);
     if (n->push) zmq_close(n->push);
     if (n->pull) zmq_close(n->pull);
     if (n->zctx) zmq_ctx_term(n->zctx); /* also ends the ZAP thread */
-    vgpt_curve_end(&n->curve);
+    vgpt_curve_free(&n->curve);
     n->rep = n->push = n->pull = n->zctx = NULL;
 }
 
@@ -84,7 +84,7 @@ int vgpt_node_recv(vgpt_node *n, zmq_msg_t *frame, vgpt_msg *m, vgpt_msg_type wa
             return 0;
         }
         n->received++;
-        if (vgpt_msg_decode(zmq_msg_data(frame), zmq_msg_size(frame), m, &err) == 0 && m->type == want) return 1;
+        if (vgpt_msg_unpack(zmq_msg_data(frame), zmq_msg_size(frame), m, &err) == 0 && m->type == want) return 1;
         if (m->priv) snprintf(err.msg, sizeof err.msg, "%s expects %s messages, got %s", n->name,
                               vgpt_msg_type_name(want), vgpt_msg_type_name(m->type));
         if (m->reply_to) {
@@ -95,7 +95,7 @@ int vgpt_node_recv(vgpt_node *n, zmq_msg_t *frame, vgpt_msg *m, vgpt_msg_type wa
         } else {
             drop(n, err.msg);
         }
-        vgpt_msg_release(m);
+        vgpt_msg_free(m);
         zmq_msg_close(frame);
     }
 }
@@ -106,7 +106,7 @@ static int send_msg(vgpt_node *n, const vgpt_msg *out, int to_next) {
     vgpt_err err;
     void *buf;
     size_t len;
-    if (vgpt_msg_encode(out, &buf, &len, &err)) {
+    if (vgpt_msg_pack(out, &buf, &len, &err)) {
         vgpt_node_fail(n, out, err.msg);
         return -1;
     }

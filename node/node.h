@@ -54,7 +54,7 @@ typedef struct vgpt_node {
  * the input is a CURVE server and every connecting socket a CURVE client. */
 int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next,
                     const vgpt_node_opts *o, vgpt_err *err);
-void vgpt_node_close(vgpt_node *n);
+void vgpt_node_free(vgpt_node *n);
 
 /* Waits up to timeout_ms (-1 forever) for input or a signal.  1 = input is
  * ready, 0 = timeout or signal (check n->stopping). */

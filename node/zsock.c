@@ -233,7 +233,7 @@ int vgpt_reply_error(vgpt_replier *r, uint64_t id, const char *reply_to, uint32_
     m.error_len = strnlen(m.error, VGPT_PROTO_MAX_ERROR);
     void *buf;
     size_t len;
-    if (vgpt_msg_encode(&m, &buf, &len, err)) return -1;
+    if (vgpt_msg_pack(&m, &buf, &len, err)) return -1;
     int rc = vgpt_replier_send(r, reply_to, buf, len, err);
     free(buf);
     return rc;

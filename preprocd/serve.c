@@ -79,7 +79,7 @@ static void on_input(void *ctx) {
     vgpt_msg m;
     while (!x->node.stopping && vgpt_node_recv(&x->node, &frame, &m, VGPT_MSG_IMAGE)) {
         handle(&x->node, x->o, &m, x->rgb);
-        vgpt_msg_release(&m);
+        vgpt_msg_free(&m);
         zmq_msg_close(&frame);
     }
 }
@@ -96,7 +96,7 @@ int preprocd_run_daemon(const preprocd_daemon_opts *o, const char *argv0) {
     char ready[1024];
     snprintf(ready, sizeof ready, "ready on %s -> %s", o->listen, o->next);
     vgpt_node_run(&x.node, &(vgpt_node_work){.ctx = &x, .on_input = on_input}, ready);
-    vgpt_node_close(&x.node);
+    vgpt_node_free(&x.node);
     vgpt_image_shutdown();
     free(x.rgb);
     return 0;

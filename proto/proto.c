@@ -177,7 +177,7 @@ static void pack_msg(enc *e, const vgpt_msg *m) {
     }
 }
 
-int vgpt_msg_encode(const vgpt_msg *m, void **out, size_t *len, vgpt_err *err) {
+int vgpt_msg_pack(const vgpt_msg *m, void **out, size_t *len, vgpt_err *err) {
     *out = NULL, *len = 0;
     const char *tn = vgpt_msg_type_name(m->type);
     if (!strcmp(tn, "UNKNOWN")) return vgpt_err_set(err, "encode: unknown message type %d", (int)m->type);
@@ -202,8 +202,8 @@ int vgpt_msg_encode(const vgpt_msg *m, void **out, size_t *len, vgpt_err *err) {
     }
     /* Never send what the next stage would reject. */
     vgpt_msg check;
-    int rc = vgpt_msg_decode(e.sb.data, e.sb.size, &check, err);
-    vgpt_msg_release(&check);
+    int rc = vgpt_msg_unpack(e.sb.data, e.sb.size, &check, err);
+    vgpt_msg_free(&check);
     if (rc) {
         msgpack_sbuffer_destroy(&e.sb);
         return vgpt_err_prefix(err, "encode");

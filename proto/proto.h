@@ -2,8 +2,8 @@
  * frame, versioned, validated on receive, tensors not copied.
  *
  * proto/README.md is the normative spec; this header is its C binding.  Any
- * stage may receive any bytes from anywhere, so vgpt_msg_decode checks every
- * field and range and never trusts a length.  vgpt_msg_encode runs the same
+ * stage may receive any bytes from anywhere, so vgpt_msg_unpack checks every
+ * field and range and never trusts a length.  vgpt_msg_pack runs the same
  * checks on what it produced, so a frame one stage sends is never one the next
  * stage rejects. */
 #ifndef VGPT_PROTO_H
@@ -102,11 +102,11 @@ void vgpt_msg_follow(vgpt_msg *out, vgpt_msg_type type, const vgpt_msg *req);
 
 /* Encodes m into a malloc'd buffer (*out, *len) ready for zmq_send; the
  * caller frees it with free().  Fails (nothing allocated) when m would not
- * pass vgpt_msg_decode, naming the bad field. */
-int vgpt_msg_encode(const vgpt_msg *m, void **out, size_t *len, vgpt_err *err);
+ * pass vgpt_msg_unpack, naming the bad field. */
+int vgpt_msg_pack(const vgpt_msg *m, void **out, size_t *len, vgpt_err *err);
 
 /* Decodes buf[0..len).  Pointers in m reference buf and m->priv: buf must
- * outlive m, and m must be released with vgpt_msg_release.
+ * outlive m, and m must be released with vgpt_msg_free.
  *
  * On success m->priv is non-NULL.  On failure returns -1 with a one-line
  * reason, m->priv is NULL (release is a harmless no-op) and m holds whatever
@@ -116,11 +116,11 @@ int vgpt_msg_encode(const vgpt_msg *m, void **out, size_t *len, vgpt_err *err);
  * m->reply_to is NULL; m->type is set when "t" was a known type, else 0.
  * A receiver then sends an ERROR to m->reply_to, or counts and logs a drop
  * when it is NULL (README "Receiving"). */
-int vgpt_msg_decode(const void *buf, size_t len, vgpt_msg *m, vgpt_err *err);
+int vgpt_msg_unpack(const void *buf, size_t len, vgpt_msg *m, vgpt_err *err);
 
 /* Frees what decode allocated; m's fields become invalid.  Safe on a msg
  * that was only initialised or whose decode failed. */
-void vgpt_msg_release(vgpt_msg *m);
+void vgpt_msg_free(vgpt_msg *m);
 
 /* "IMAGE", "PREPROCESSED", ... ; "UNKNOWN" for anything else. */
 const char *vgpt_msg_type_name(vgpt_msg_type t);

@@ -1,5 +1,5 @@
 /* fuzz_proto.c - libFuzzer harness over the wire-format decoder (every
- * message type goes through vgpt_msg_decode), with ASan/UBSan.
+ * message type goes through vgpt_msg_unpack), with ASan/UBSan.
  *
  * Beyond "no crash", each input checks the decoder's promises: a rejection
  * has a one-line reason and at most a valid envelope; an accepted frame has
@@ -49,16 +49,16 @@ static void check_round_trip(const vgpt_msg *m) {
     void *buf;
     size_t len;
     vgpt_err err = {{0}};
-    if (vgpt_msg_encode(m, &buf, &len, &err)) die("accepted frame does not re-encode", err.msg);
+    if (vgpt_msg_pack(m, &buf, &len, &err)) die("accepted frame does not re-encode", err.msg);
     vgpt_msg d;
-    if (vgpt_msg_decode(buf, len, &d, &err)) die("re-encoded frame does not decode", err.msg);
+    if (vgpt_msg_unpack(buf, len, &d, &err)) die("re-encoded frame does not decode", err.msg);
     int same = d.type == m->type && d.id == m->id && d.attempt == m->attempt && d.n_bytes == m->n_bytes &&
                d.path_len == m->path_len && d.caption_len == m->caption_len && d.n_tokens == m->n_tokens &&
                d.error_len == m->error_len && d.stage_len == m->stage_len && d.tensor.nbytes == m->tensor.nbytes &&
                d.has_hash == m->has_hash && !memcmp(d.hash, m->hash, 32) &&
                (!m->tensor.nbytes || !memcmp(d.tensor.data, m->tensor.data, m->tensor.nbytes)) &&
                (!m->n_bytes || !memcmp(d.bytes, m->bytes, m->n_bytes)) && (!d.reply_to) == (!m->reply_to);
-    vgpt_msg_release(&d);
+    vgpt_msg_free(&d);
     free(buf);
     if (!same) die("round trip", "re-encoded message differs");
 }
@@ -66,7 +66,7 @@ static void check_round_trip(const vgpt_msg *m) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     vgpt_msg m;
     vgpt_err err = {{0}};
-    if (vgpt_msg_decode(data, size, &m, &err) == 0) {
+    if (vgpt_msg_unpack(data, size, &m, &err) == 0) {
         check_fields(&m);
         check_round_trip(&m);
     } else {
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (m.priv) die("rejected", "storage left allocated");
         if (m.reply_to && (!strlen(m.reply_to) || strlen(m.reply_to) > 255)) die("rejected", "bad recovered reply_to");
     }
-    vgpt_msg_release(&m);
+    vgpt_msg_free(&m);
     return 0;
 }
 
@@ -84,7 +84,7 @@ static void write_seed(const char *dir, const char *name, const vgpt_msg *m) {
     void *buf;
     size_t len;
     vgpt_err err;
-    if (vgpt_msg_encode(m, &buf, &len, &err)) die("seed", err.msg);
+    if (vgpt_msg_pack(m, &buf, &len, &err)) die("seed", err.msg);
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");

@@ -397,7 +397,7 @@ static void check_manifest(check_state *st, const char *dir, const char *stem, i
         CHECK(st, r && strstr(e.msg, other->name) && strstr(e.msg, "not supported"),
               "%s: reading a non-float tensor fails clearly: %s", stem, e.msg);
     }
-    vgpt_ckpt_close(ck);
+    vgpt_ckpt_free(ck);
     free(m);
 }
 
@@ -409,7 +409,7 @@ static void expect_open_error(check_state *st, const char *path, const char *sub
     int rc = vgpt_ckpt_open(path, &ck, &e);
     CHECK(st, rc == -1 && !ck && one_line(&e) && starts_with(e.msg, path) && strstr(e.msg, sub),
           "%s -> error naming the file: %s", what, e.msg);
-    vgpt_ckpt_close(ck);
+    vgpt_ckpt_free(ck);
 }
 
 /* Every prefix must fail cleanly (the buffers are exact-size mallocs, so
@@ -426,7 +426,7 @@ static void test_truncations(check_state *st, const uint8_t *blob, size_t len, c
         tried++;
         if (vgpt_ckpt_open_mem(p, cut, "cut.pth", &ck, &e) != -1 || !one_line(&e) || !starts_with(e.msg, "cut.pth: "))
             bad++;
-        vgpt_ckpt_close(ck);
+        vgpt_ckpt_free(ck);
         free(p);
     }
     CHECK(st, bad == 0, "%s: %d truncations each fail with a one-line error (%d bad)", what, tried, bad);
@@ -461,7 +461,7 @@ static void test_fuzz(check_state *st, const uint8_t *blob, size_t len, const ch
             failed++;
             if (!one_line(&e) || !starts_with(e.msg, "fuzz.pth: ")) bad_msg++;
         }
-        vgpt_ckpt_close(ck);
+        vgpt_ckpt_free(ck);
         free(p);
     }
     CHECK(st, opened + failed == iters && bad_msg == 0,
@@ -530,7 +530,7 @@ static void check_ignored(check_state *st, const char *path, const char *stem) {
                  !vgpt_ckpt_find(ck, "model_state_dict") && vgpt_ckpt_count(ck) == N_SAMPLES;
     CHECK(st, hidden, "writer: %s: reader lists the %zu state-dict tensors only (%s)", stem, N_SAMPLES,
           rc ? e.msg : "ok");
-    vgpt_ckpt_close(ck);
+    vgpt_ckpt_free(ck);
 }
 
 static void test_writer_files(check_state *st, const char *dir) {
@@ -625,7 +625,7 @@ static void test_torch_cases(check_state *st, const char *dir) {
         float got[40] = {0};
         CHECK(st, t && t->numel == 40 && vgpt_ckpt_read_f32(ck, t, got, &e) == 0 && got[0] != 0.0f,
               "%s (unaligned zipfile rewrite) opens and reads (%s)", line, rc ? e.msg : "ok");
-        vgpt_ckpt_close(ck);
+        vgpt_ckpt_free(ck);
     }
     fclose(f);
     snprintf(path, sizeof path, "%s/wrapped_fp32.pth", dir);

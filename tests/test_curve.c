@@ -1,4 +1,4 @@
-/* test_curve.c - CURVE keys and the ZAP handler (proto/curve.c): key files
+/* test_curve.c - CURVE keys and the ZAP handler (node/curve.c): key files
  * are written and checked, an allowed client's frame is delivered over tcp,
  * an unlisted key (or no CURVE, or a wrong server key) is refused, nothing
  * is delivered, and the refusal is counted and logged with the key; a key
@@ -224,10 +224,10 @@ static void test_zap(const char *dir, const char *logpath) {
     for (int i = 0; i < 5; i++)
         if (socks[i]) zmq_close(socks[i]);
     zmq_ctx_term(cctx);
-    vgpt_curve_end(&good), vgpt_curve_end(&evil), vgpt_curve_end(&wrong), vgpt_curve_end(&late);
+    vgpt_curve_free(&good), vgpt_curve_free(&evil), vgpt_curve_free(&wrong), vgpt_curve_free(&late);
     zmq_close(pull);
     zmq_ctx_term(sctx); /* ends the ZAP thread */
-    vgpt_curve_end(&srv);
+    vgpt_curve_free(&srv);
     { int ok_ = srv.server_sec[0] == 0 && srv.sec[0] == 0;
       CHECK(&st, ok_, "secret keys are wiped at the end"); }
 

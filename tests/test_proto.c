@@ -152,7 +152,7 @@ static int same_msg(const vgpt_msg *a, const vgpt_msg *b) {
 
 static int encode(const vgpt_msg *m, void **buf, size_t *len) {
     vgpt_err err = {{0}};
-    int rc = vgpt_msg_encode(m, buf, len, &err);
+    int rc = vgpt_msg_pack(m, buf, len, &err);
     if (rc) printf("  encode %s: %s\n", vgpt_msg_type_name(m->type), err.msg);
     return rc;
 }
@@ -168,7 +168,7 @@ static void test_round_trips(fixture *f) {
             continue;
         }
         vgpt_err err = {{0}};
-        int rc = vgpt_msg_decode(buf, len, &d, &err);
+        int rc = vgpt_msg_unpack(buf, len, &d, &err);
         if (rc) printf("  %s\n", err.msg);
         CHECK(&st, rc == 0 && same_msg(&m, &d), "round trip %d (%s, %zu bytes): every field survives", w,
               vgpt_msg_type_name(m.type), len);
@@ -182,8 +182,8 @@ static void test_round_trips(fixture *f) {
             const char *p = d.bytes, *b = buf;
             CHECK(&st, p >= b && p + d.n_bytes <= b + len, "round trip %d: image bytes are zero-copy", w);
         }
-        vgpt_msg_release(&d);
-        vgpt_msg_release(&d); /* twice is harmless */
+        vgpt_msg_free(&d);
+        vgpt_msg_free(&d); /* twice is harmless */
         free(buf);
     }
 }
@@ -198,10 +198,10 @@ static void test_misaligned(fixture *f) {
     char *odd = malloc(len + 1);
     memcpy(odd + 1, buf, len);
     vgpt_err err = {{0}};
-    int rc = vgpt_msg_decode(odd + 1, len, &d, &err);
+    int rc = vgpt_msg_unpack(odd + 1, len, &d, &err);
     CHECK(&st, rc == 0 && (uintptr_t)d.tensor.data % 4 == 0 && same_tensor(&m.tensor, &d.tensor),
           "misaligned frame: f32 tensor realigned, values intact");
-    vgpt_msg_release(&d);
+    vgpt_msg_free(&d);
     free(odd);
     free(buf);
 }
@@ -317,7 +317,7 @@ static void expect_bad(fixture *f, int which, const char *path, int op, msgpack_
     vgpt_msg d, ref;
     make(&ref, f, which);
     vgpt_err err = {{0}};
-    int rc = vgpt_msg_decode(buf, len, &d, &err);
+    int rc = vgpt_msg_unpack(buf, len, &d, &err);
     int envelope_ok = strcmp(path, "id") && strcmp(path, "rt") && strcmp(path, "t");
     int request = ref.type < VGPT_MSG_CAPTION;
     int recovered = d.reply_to && !strcmp(d.reply_to, ref.reply_to) && d.id == ref.id;
@@ -326,7 +326,7 @@ static void expect_bad(fixture *f, int which, const char *path, int op, msgpack_
     CHECK(&st, rc == -1 && strstr(err.msg, needle) && !strchr(err.msg, '\n') && reply_ok,
           "rejects %s %s: \"%s\"%s", vgpt_msg_type_name(ref.type), label, err.msg,
           !request ? " (no reply_to: answers are not answered)" : envelope_ok ? " (id, reply_to recovered)" : "");
-    vgpt_msg_release(&d);
+    vgpt_msg_free(&d);
     free(buf);
 }
 
@@ -455,21 +455,21 @@ static void test_forward_compat(fixture *f) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_object(&pk, up.data);
-    int rc = vgpt_msg_decode(sb.data, sb.size, &d, &err);
+    int rc = vgpt_msg_unpack(sb.data, sb.size, &d, &err);
     CHECK(&st, rc == 0 && d.attempt == 0 && d.id == m.id && str_eq(d.path, d.path_len, m.path),
           "unknown top-level key (a nested map) is ignored; missing \"at\" defaults to 0 %s", rc ? err.msg : "");
-    vgpt_msg_release(&d);
+    vgpt_msg_free(&d);
     msgpack_sbuffer_destroy(&sb);
     msgpack_unpacked_destroy(&up);
     free(good);
 
     buf = edited(f, 0, "gen.beams", DEL, o_nil(), &len);
-    rc = vgpt_msg_decode(buf, len, &d, &err);
+    rc = vgpt_msg_unpack(buf, len, &d, &err);
     vgpt_gen_opts def;
     vgpt_gen_opts_default(&def);
     CHECK(&st, rc == 0 && d.gen.beams == def.beams && d.gen.max_tokens == 77,
           "missing gen.beams takes the default, other gen fields kept");
-    vgpt_msg_release(&d);
+    vgpt_msg_free(&d);
     free(buf);
 
     /* an ERROR carrying "rt" (say, from another implementation) still gives no reply_to */
@@ -488,10 +488,10 @@ static void test_forward_compat(fixture *f) {
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_object(&pk, up.data);
-    rc = vgpt_msg_decode(sb.data, sb.size, &d, &err);
+    rc = vgpt_msg_unpack(sb.data, sb.size, &d, &err);
     CHECK(&st, rc == 0 && d.type == VGPT_MSG_ERROR && d.reply_to == NULL,
           "an ERROR frame with \"rt\" decodes with reply_to NULL (answers are never answered)");
-    vgpt_msg_release(&d);
+    vgpt_msg_free(&d);
     msgpack_sbuffer_destroy(&sb);
     msgpack_unpacked_destroy(&up);
     free(ebuf);
@@ -504,26 +504,26 @@ static void test_encode_refuses(fixture *f) {
     vgpt_err err = {{0}};
     make(&m, f, 0);
     m.bytes = "x", m.n_bytes = 1;
-    int rc = vgpt_msg_encode(&m, &buf, &len, &err);
+    int rc = vgpt_msg_pack(&m, &buf, &len, &err);
     CHECK(&st, rc == -1 && !buf && !len && strstr(err.msg, "exactly one"),
           "encode refuses IMAGE with both path and bytes: %s", err.msg);
     make(&m, f, 2);
     m.tensor.shape[0] = 225;
-    rc = vgpt_msg_encode(&m, &buf, &len, &err);
+    rc = vgpt_msg_pack(&m, &buf, &len, &err);
     CHECK(&st, rc == -1 && strstr(err.msg, "224"),
           "encode refuses a [225,224,3] PREPROCESSED tensor: %s", err.msg);
     make(&m, f, 3);
     m.reply_to = NULL;
-    rc = vgpt_msg_encode(&m, &buf, &len, &err);
+    rc = vgpt_msg_pack(&m, &buf, &len, &err);
     CHECK(&st, rc == -1 && strstr(err.msg, "\"rt\""),
           "encode refuses TOKENS without reply_to: %s", err.msg);
     make(&m, f, 3);
     m.gen.beams = -1;
-    rc = vgpt_msg_encode(&m, &buf, &len, &err);
+    rc = vgpt_msg_pack(&m, &buf, &len, &err);
     CHECK(&st, rc == -1 && strstr(err.msg, "gen.beams"),
           "encode refuses gen.beams=-1: %s", err.msg);
     vgpt_msg_init(&m, (vgpt_msg_type)9);
-    rc = vgpt_msg_encode(&m, &buf, &len, &err);
+    rc = vgpt_msg_pack(&m, &buf, &len, &err);
     CHECK(&st, rc == -1 && strstr(err.msg, "type 9"),
           "encode refuses message type 9: %s", err.msg);
 }
@@ -533,8 +533,8 @@ static void test_encode_refuses(fixture *f) {
 static int rejects(const void *buf, size_t len, const char *needle) {
     vgpt_msg d;
     vgpt_err err = {{0}};
-    int rc = vgpt_msg_decode(buf, len, &d, &err);
-    vgpt_msg_release(&d);
+    int rc = vgpt_msg_unpack(buf, len, &d, &err);
+    vgpt_msg_free(&d);
     if (rc == 0 || !err.msg[0] || (needle && !strstr(err.msg, needle))) {
         printf("  (got rc %d: %s)\n", rc, err.msg);
         return 0;
@@ -576,13 +576,13 @@ static void test_structure(fixture *f) {
             vgpt_msg d;
             vgpt_err err = {{0}};
             HIDE(buf + cut, len - cut);
-            if (vgpt_msg_decode(buf, cut, &d, &err) != -1 || !err.msg[0]) bad++;
+            if (vgpt_msg_unpack(buf, cut, &d, &err) != -1 || !err.msg[0]) bad++;
             UNHIDE(buf + cut, len - cut);
             if (cut == len - 1)
                 recovered = d.type == m.type && (m.type >= VGPT_MSG_CAPTION
                                                      ? !d.reply_to
                                                      : d.reply_to && !strcmp(d.reply_to, m.reply_to) && d.id == m.id);
-            vgpt_msg_release(&d);
+            vgpt_msg_free(&d);
         }
         CHECK(&st, bad == 0, "%s truncated at each of %zu lengths: all rejected", vgpt_msg_type_name(m.type), len);
         CHECK(&st, recovered, "%s cut one byte short: %s", vgpt_msg_type_name(m.type),
@@ -643,18 +643,18 @@ static void test_mutations(fixture *f) {
             memcpy(exact, out, n);
             vgpt_msg d;
             vgpt_err err = {{0}};
-            int rc = vgpt_msg_decode(exact, n, &d, &err);
+            int rc = vgpt_msg_unpack(exact, n, &d, &err);
             if (rc == 0) {
                 /* whatever decode accepts, encode must be able to send */
                 void *re;
                 size_t relen;
                 accepted++;
-                if (vgpt_msg_encode(&d, &re, &relen, &err)) bad++, printf("  re-encode: %s\n", err.msg);
+                if (vgpt_msg_pack(&d, &re, &relen, &err)) bad++, printf("  re-encode: %s\n", err.msg);
                 else free(re);
             } else if (!err.msg[0] || strchr(err.msg, '\n')) {
                 bad++;
             }
-            vgpt_msg_release(&d);
+            vgpt_msg_free(&d);
             free(exact);
         }
         free(out);
@@ -705,13 +705,13 @@ static void test_zmq_pipeline(void *ctx, const char *dir, fixture *f) {
             if (recv_timeout(k ? pull2 : pull, &z, 50, &err) == 0) {
                 vgpt_msg d;
                 const char *b = zmq_msg_data(&z);
-                if (vgpt_msg_decode(b, zmq_msg_size(&z), &d, &err) == 0 && d.id >= 100 && d.id < 110 &&
+                if (vgpt_msg_unpack(b, zmq_msg_size(&z), &d, &err) == 0 && d.id >= 100 && d.id < 110 &&
                     same_tensor(&m.tensor, &d.tensor)) {
                     got++, per[k]++;
                     const char *p = d.tensor.data;
                     zero_copy &= p >= b && p < b + zmq_msg_size(&z);
                 }
-                vgpt_msg_release(&d);
+                vgpt_msg_free(&d);
             }
             zmq_msg_close(&z);
         }
@@ -752,11 +752,11 @@ static void test_replier(void *ctx, const char *dir) {
     zmq_msg_init(&z);
     vgpt_msg d;
     int got = rc == 0 && recv_timeout(client, &z, 3000, &err) == 0 &&
-              vgpt_msg_decode(zmq_msg_data(&z), zmq_msg_size(&z), &d, &err) == 0;
+              vgpt_msg_unpack(zmq_msg_data(&z), zmq_msg_size(&z), &d, &err) == 0;
     CHECK(&st, got && d.type == VGPT_MSG_ERROR && d.id == 42 && d.attempt == 2 && !strcmp(d.stage, "encoderd") &&
                    !strcmp(d.error, "model not loaded"),
           "vgpt_reply_error reaches reply_to as an ERROR frame %s", got ? "" : err.msg);
-    if (got) vgpt_msg_release(&d);
+    if (got) vgpt_msg_free(&d);
     zmq_msg_close(&z);
 
     /* 70 reply_to endpoints nobody listens on: queued, never blocking, LRU keeps <= 64 sockets */
@@ -774,9 +774,9 @@ static void test_replier(void *ctx, const char *dir) {
     rc = vgpt_reply_error(r, 43, reply, 0, "decoderd", "again", &err);
     zmq_msg_init(&z);
     got = rc == 0 && recv_timeout(client, &z, 3000, &err) == 0 &&
-          vgpt_msg_decode(zmq_msg_data(&z), zmq_msg_size(&z), &d, &err) == 0;
+          vgpt_msg_unpack(zmq_msg_data(&z), zmq_msg_size(&z), &d, &err) == 0;
     CHECK(&st, got && d.id == 43, "replier: the evicted endpoint is reopened and still delivers");
-    if (got) vgpt_msg_release(&d);
+    if (got) vgpt_msg_free(&d);
     zmq_msg_close(&z);
 
     rc = vgpt_replier_send(r, "bogus://nowhere", "x", 1, &err);

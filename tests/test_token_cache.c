@@ -56,13 +56,13 @@ int main(void) {
     CHECK(&st, vgpt_cache_get(c, key, got, L, C) == 1, "a recently used entry survives eviction");
     key_of(3, key);
     CHECK(&st, vgpt_cache_get(c, key, got, L, C) == 0, "the least recently used entry was evicted");
-    vgpt_cache_close(c);
+    vgpt_cache_free(c);
 
     c = vgpt_cache_open(dir, 1, "test");
     key_of(59, key);
     fill(t, 59);
     CHECK(&st, vgpt_cache_get(c, key, got, L, C) == 1 && !memcmp(got, t, sizeof t), "entries survive a reopen");
-    vgpt_cache_close(c);
+    vgpt_cache_free(c);
 
     char path[256];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
@@ -73,12 +73,12 @@ int main(void) {
     vgpt_cache_stats_get(c, &s);
     CHECK(&st, s.disabled || vgpt_cache_get(c, key, got, L, C) == 0, "a garbage data file degrades to no cache");
     vgpt_cache_put(c, key, t, L, C); /* must not crash either way */
-    vgpt_cache_close(c);
+    vgpt_cache_free(c);
 
     c = vgpt_cache_open("/proc/vgpt-no-such-dir", 1, "test");
     vgpt_cache_stats_get(c, &s);
     CHECK(&st, s.disabled && vgpt_cache_get(c, key, got, L, C) == 0, "an unusable directory degrades to no cache");
-    vgpt_cache_close(c);
+    vgpt_cache_free(c);
 
     snprintf(path, sizeof path, "rm -rf '%s'", dir);
     if (system(path)) return 2;

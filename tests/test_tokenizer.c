@@ -74,7 +74,7 @@ static int byte_id(const vgpt_json *vocab, const uint32_t enc[256], unsigned cha
 }
 
 static int decodes_to(const vgpt_tok *t, const int32_t *ids, int n, const char *want) {
-    char *s = vgpt_tok_decode(t, ids, n);
+    char *s = vgpt_tok_text(t, ids, n);
     int ok = s && strcmp(s, want) == 0;
     if (!ok) printf("  decoded [%s], wanted [%s]\n", s ? s : "(null)", want);
     free(s);
@@ -230,7 +230,7 @@ static void test_local_vocab(check_state *st, const char *argv0, const char *dir
     rc = vgpt_tok_load(NULL, argv0, &t, &err);
     CHECK(st, rc == 0 && strcmp(vgpt_tok_path(t), epath) == 0, "tok: $VGPT_DATA_DIR/encoder.json used");
     int32_t x = 0;
-    s = rc == 0 ? vgpt_tok_decode(t, &x, 1) : NULL;
+    s = rc == 0 ? vgpt_tok_text(t, &x, 1) : NULL;
     CHECK(st, s && strcmp(s, "x") == 0, "tok: ... and decodes with it");
     free(s);
     vgpt_tok_free(t);
@@ -300,7 +300,7 @@ static void test_python(check_state *st, const vgpt_tok *t, const char *dir) {
     size_t cap = 0;
     int got = 0, bad_single = 0, bad_seq = 0;
     for (int i = 0; p && i < SINGLES + SEQS && getline(&line, &cap, p) > 0; i++, got++) {
-        char *s = vgpt_tok_decode(t, seqs[i], lens[i]), hex[3 * MAXLEN * 64 + 1];
+        char *s = vgpt_tok_text(t, seqs[i], lens[i]), hex[3 * MAXLEN * 64 + 1];
         size_t n = 0;
         for (const unsigned char *c = (const unsigned char *)s; c && *c && n + 3 < sizeof hex; c++, n += 2)
             snprintf(hex + n, 3, "%02x", *c);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "decode.h"
+#include "generate.h"
 #include "gpt2.h"
 #include "kernels.h"
 #include "model.h"
@@ -17,7 +17,7 @@ static int same(const vgpt_caption *a, const vgpt_caption *b) {
     return a->n_tokens == b->n_tokens && !memcmp(a->tokens, b->tokens, a->n_tokens * sizeof *a->tokens);
 }
 
-static int run(vgpt_decoder *d, const vgpt_xkv *x, int n, const vgpt_gen_opts *o, vgpt_caption *out) {
+static int run(vgpt_gpt_run *d, const vgpt_xkv *x, int n, const vgpt_gen_opts *o, vgpt_caption *out) {
     vgpt_err err;
     if (vgpt_generate(d, x, n, o, out, &err)) {
         printf("FAIL: generate: %s\n", err.msg);
@@ -37,7 +37,7 @@ static int has_repeat(const vgpt_caption *c, int n) {
     return 0;
 }
 
-static void checks(check_state *st, vgpt_decoder *d, const vgpt_xkv *x) {
+static void checks(check_state *st, vgpt_gpt_run *d, const vgpt_xkv *x) {
     vgpt_gen_opts g, o;
     vgpt_caption greedy[N_IMG], a[N_IMG], b[N_IMG];
     vgpt_gen_opts_default(&g);
@@ -106,8 +106,8 @@ int main(int argc, char **argv) {
         printf("FAIL: load: %s\n", err.msg);
         return 1;
     }
-    vgpt_decoder d;
-    vgpt_decoder_init(&d, m, 1, &err);
+    vgpt_gpt_run d;
+    vgpt_gpt_run_init(&d, m, 1, &err);
     int L = 8, C = m->gpt.width;
     float *vis = malloc((size_t)N_IMG * L * C * sizeof(float));
     uint64_t s = 12345;
@@ -116,14 +116,14 @@ int main(int argc, char **argv) {
         vis[i] = (float)((s >> 40) / (double)(1 << 24)) * 4.0f - 2.0f;
     }
     vgpt_xkv x[N_IMG];
-    if (vgpt_decoder_cross_kv(&d, vis, N_IMG, L, x, &err)) {
+    if (vgpt_gpt_run_cross_kv(&d, vis, N_IMG, L, x, &err)) {
         printf("FAIL: cross kv: %s\n", err.msg);
         return 1;
     }
     checks(&st, &d, x);
     for (int i = 0; i < N_IMG; i++) vgpt_xkv_free(&x[i]);
     free(vis);
-    vgpt_decoder_release(&d);
+    vgpt_gpt_run_free(&d);
     vgpt_model_free(m);
     printf("%d passed, %d failed\n", st.passed, st.failed);
     return check_exit(&st);

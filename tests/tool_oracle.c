@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "decode.h"
+#include "generate.h"
 #include "encoder.h"
-#include "decode_job.h"
+#include "generate_job.h"
 #include "gpt2.h"
 #include "json.h"
 #include "kernels.h"
@@ -94,7 +94,7 @@ static void check_encoder(check_state *st, vgpt_encoder *enc, const ref *r, floa
 }
 
 /* Feeds the reference's greedy tokens and compares the logits at every step. */
-static void check_teacher_forced(check_state *st, vgpt_decoder *d, const vgpt_model *m, const ref *r,
+static void check_teacher_forced(check_state *st, vgpt_gpt_run *d, const vgpt_model *m, const ref *r,
                                  const vgpt_xkv *xkv, double tol) {
     vgpt_err err;
     float *logits = malloc((size_t)r->N * r->V * sizeof(float));
@@ -110,7 +110,7 @@ static void check_teacher_forced(check_state *st, vgpt_decoder *d, const vgpt_mo
     double worst = 0;
     for (int s = 0; s < r->K; s++) {
         for (int n = 0; n < r->N; n++) tok[n] = s == 0 ? VGPT_BOS : r->greedy[n * r->K + s - 1];
-        if (vgpt_decoder_step(d, r->N, tok, kvp, xp, logits, &err)) {
+        if (vgpt_gpt_run_step(d, r->N, tok, kvp, xp, logits, &err)) {
             CHECK(st, 0, "decoder step %d: %s", s, err.msg);
             break;
         }
@@ -129,7 +129,7 @@ static void check_teacher_forced(check_state *st, vgpt_decoder *d, const vgpt_mo
 
 /* Free-running greedy decoding must follow the reference until the first
  * step whose top-2 margin is within the logit tolerance (a tie at fp32). */
-static void check_greedy(check_state *st, vgpt_decoder *d, const ref *r, const vgpt_xkv *xkv, double tol) {
+static void check_greedy(check_state *st, vgpt_gpt_run *d, const ref *r, const vgpt_xkv *xkv, double tol) {
     vgpt_err err;
     vgpt_gen_opts o;
     vgpt_gen_opts_default(&o);
@@ -230,14 +230,14 @@ int main(int argc, char **argv) {
     ref r;
     load_ref(&r, argv[2], m);
     vgpt_encoder *enc;
-    vgpt_decoder d;
+    vgpt_gpt_run d;
     vgpt_encoder_new(m, &enc, &err);
-    vgpt_decoder_init(&d, m, 2, &err);
+    vgpt_gpt_run_init(&d, m, 2, &err);
     float *vis = malloc((size_t)r.N * r.L * r.C * sizeof(float));
     check_encoder(&st, enc, &r, vis, tol);
     vgpt_xkv *xkv = calloc(r.N, sizeof *xkv);
     /* decode from the reference's visual tokens so decoder errors are measured alone */
-    vgpt_decoder_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
+    vgpt_gpt_run_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
     check_teacher_forced(&st, &d, m, &r, xkv, tol);
     check_greedy(&st, &d, &r, xkv, tol);
     check_sampling(&st, argv[2], r.V);
@@ -245,7 +245,7 @@ int main(int argc, char **argv) {
     free(xkv); free(vis);
     free(r.pixels); free(r.vis); free(r.logits0); free(r.greedy); free(r.margin); free(r.steps);
     vgpt_encoder_free(enc);
-    vgpt_decoder_release(&d);
+    vgpt_gpt_run_free(&d);
     vgpt_model_free(m);
     printf("%d passed, %d failed\n", st.passed, st.failed);
     return check_exit(&st);

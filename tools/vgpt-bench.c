@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "decode.h"
+#include "generate.h"
 #include "encoder.h"
 #include "gpt2.h"
 #include "kernels.h"
@@ -102,7 +102,7 @@ static void bench_encoder(const vgpt_model *m, vgpt_encoder *enc, int batch, dou
 }
 
 /* Steps B captions for `steps` tokens from random visual tokens; s per step. */
-static double decode_steps(const vgpt_model *m, vgpt_decoder *d, int B, int steps) {
+static double decode_steps(const vgpt_model *m, vgpt_gpt_run *d, int B, int steps) {
     int L = m->rs.n_latents, C = m->gpt.width, V = m->gpt.vocab;
     float *vis = malloc((size_t)B * L * C * 4), *logits = malloc((size_t)B * V * 4);
     fill(vis, (size_t)B * L * C, 4);
@@ -112,17 +112,17 @@ static double decode_steps(const vgpt_model *m, vgpt_decoder *d, int B, int step
     const vgpt_xkv **xp = calloc(B, sizeof *xp);
     int32_t *tok = calloc(B, sizeof *tok);
     vgpt_err err;
-    vgpt_decoder_cross_kv(d, vis, B, L, x, &err);
+    vgpt_gpt_run_cross_kv(d, vis, B, L, x, &err);
     for (int b = 0; b < B; b++) {
         vgpt_kv_alloc(&kv[b], m, steps + 2);
         kvp[b] = &kv[b];
         xp[b] = &x[b];
         tok[b] = VGPT_BOS;
     }
-    vgpt_decoder_step(d, B, tok, kvp, xp, logits, &err); /* warm-up */
+    vgpt_gpt_run_step(d, B, tok, kvp, xp, logits, &err); /* warm-up */
     double t = now();
     for (int s = 0; s < steps; s++) {
-        vgpt_decoder_step(d, B, tok, kvp, xp, logits, &err);
+        vgpt_gpt_run_step(d, B, tok, kvp, xp, logits, &err);
         for (int b = 0; b < B; b++) tok[b] = vgpt_argmax(logits + (size_t)b * V, V);
     }
     double per = (now() - t) / steps;
@@ -134,7 +134,7 @@ static double decode_steps(const vgpt_model *m, vgpt_decoder *d, int B, int step
     return per;
 }
 
-static void bench_decoder(const vgpt_model *m, vgpt_decoder *d, double bw, double peak_gflops) {
+static void bench_decoder(const vgpt_model *m, vgpt_gpt_run *d, double bw, double peak_gflops) {
     double peak = peak_gflops * 1e9;
     double bytes = 0;
     const vgpt_gpt *g = &m->gpt;
@@ -165,7 +165,7 @@ static void bench_decoder(const vgpt_model *m, vgpt_decoder *d, double bw, doubl
 
 /* Whole captions: encode a batch, then exactly 20 greedy tokens for it
  * (random weights may emit 50256 early; the count is fixed for fairness). */
-static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_decoder *d, int total, int batch) {
+static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run *d, int total, int batch) {
     int S = m->vit.image, L = m->rs.n_latents, C = m->gpt.width, V = m->gpt.vocab, T = 20;
     float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc((size_t)batch * L * C * 4);
     float *logits = malloc((size_t)batch * V * 4);
@@ -184,13 +184,13 @@ static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_decoder 
     double t = now();
     for (int done = 0; done < total; done += batch) {
         vgpt_encode(enc, px, batch, vis, &err);
-        vgpt_decoder_cross_kv(d, vis, batch, L, x, &err);
+        vgpt_gpt_run_cross_kv(d, vis, batch, L, x, &err);
         for (int b = 0; b < batch; b++) {
             kv[b].pos = 0;
             tok[b] = VGPT_BOS;
         }
         for (int s = 0; s < T; s++) {
-            vgpt_decoder_step(d, batch, tok, kvp, xp, logits, &err);
+            vgpt_gpt_run_step(d, batch, tok, kvp, xp, logits, &err);
             for (int b = 0; b < batch; b++) tok[b] = vgpt_argmax(logits + (size_t)b * V, V);
         }
         for (int b = 0; b < batch; b++) vgpt_xkv_free(&x[b]);
@@ -222,16 +222,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     vgpt_encoder *enc;
-    vgpt_decoder d;
+    vgpt_gpt_run d;
     vgpt_encoder_new(m, &enc, &err);
-    vgpt_decoder_init(&d, m, 2, &err);
+    vgpt_gpt_run_init(&d, m, 2, &err);
     bench_encoder(m, enc, 1, peak);
     bench_encoder(m, enc, 8, peak);
     bench_decoder(m, &d, bw * 1e9, peak);
     bench_captions(m, enc, &d, 4, 1);
     bench_captions(m, enc, &d, 64, 16);
     vgpt_encoder_free(enc);
-    vgpt_decoder_release(&d);
+    vgpt_gpt_run_free(&d);
     vgpt_model_free(m);
     return 0;
 }

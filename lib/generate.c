@@ -1,12 +1,12 @@
-/* decode.c - greedy, sampling and beam-search generation (see decode.h). */
-#include "decode.h"
+/* generate.c - greedy, sampling and beam-search generation (see decode.h). */
+#include "generate.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode_job.h"
+#include "generate_job.h"
 
 void vgpt_caption_free(vgpt_caption *c) {
     free(c->tokens);
@@ -140,7 +140,7 @@ double vgpt_log_softmax_at(const float *x, int V, int id) {
     return (double)(x[id] - mx) - log(s);
 }
 
-int vgpt_finish_caption(vgpt_caption *c, const hyp *h, double score) {
+int vgpt_finish_caption(vgpt_caption *c, const vgpt_hyp *h, double score) {
     c->n_tokens = h->len - 1;
     c->tokens = malloc((c->n_tokens ? c->n_tokens : 1) * sizeof *c->tokens);
     if (!c->tokens) return -1;
@@ -195,7 +195,7 @@ int vgpt_job_advance(vgpt_job *j, float *logits, vgpt_err *err) {
         if (vgpt_beam_advance(j, logits)) return vgpt_err_set(err, "decoder: out of memory in beam search");
         return 0;
     }
-    hyp *h = &j->h;
+    vgpt_hyp *h = &j->h;
     vgpt_ban_repeated_ngrams(logits, h->seq, h->len, j->o.no_repeat_ngram);
     int t = j->o.mode == VGPT_SAMPLE ? vgpt_sample_token(logits, j->V, &j->o, &h->rng) : vgpt_argmax(logits, j->V);
     h->sum += vgpt_log_softmax_at(logits, j->V, t);
@@ -219,7 +219,7 @@ void vgpt_job_free(vgpt_job *j) {
 }
 
 /* Steps every live sequence of the jobs together until all are done. */
-int vgpt_generate(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
+int vgpt_generate(vgpt_gpt_run *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
                   vgpt_err *err) {
     memset(out, 0, N * sizeof *out);
     int K = o->mode == VGPT_BEAM && o->beams > 1 ? o->beams : 1, V = d->m->gpt.vocab, rc = -1;
@@ -242,7 +242,7 @@ int vgpt_generate(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_op
             nb += vgpt_job_n_live(jobs[i]);
         }
         if (nb == 0) break;
-        if (vgpt_decoder_step(d, nb, tok, kvp, xp, logits, err)) goto done;
+        if (vgpt_gpt_run_step(d, nb, tok, kvp, xp, logits, err)) goto done;
         float *rows = logits;
         for (int i = 0; i < N; i++) {
             int n = vgpt_job_n_live(jobs[i]);

@@ -1,4 +1,4 @@
-/* proto_decode.c - frame -> vgpt_msg, checking every field against
+/* proto_unpack.c - frame -> vgpt_msg, checking every field against
  * proto/README.md.  Bytes and tensors stay in the caller's buffer; only
  * short strings, the caption's token ids and (rarely) a misaligned tensor
  * are copied into storage the msg owns (m->priv). */
@@ -401,7 +401,7 @@ static int decode_tree(dec *d, const void *buf, size_t len) {
 
 /* Failure: keep only the envelope the scan could read (README "Receiving"). */
 static void partial(vgpt_msg *m, const vgpt_scan_env *env) {
-    vgpt_msg_release(m);
+    vgpt_msg_free(m);
     vgpt_msg_init(m, env->has_t == 1 && env->t >= 1 && env->t <= 5 ? (vgpt_msg_type)env->t : 0);
     if (env->has_id == 1 && env->has_rt == 1 && m->type != VGPT_MSG_CAPTION && m->type != VGPT_MSG_ERROR) {
         m->id = env->id;
@@ -411,7 +411,7 @@ static void partial(vgpt_msg *m, const vgpt_scan_env *env) {
     }
 }
 
-int vgpt_msg_decode(const void *buf, size_t len, vgpt_msg *m, vgpt_err *err) {
+int vgpt_msg_unpack(const void *buf, size_t len, vgpt_msg *m, vgpt_err *err) {
     vgpt_msg_init(m, 0);
     vgpt_scan_env env = {0};
     static const uint8_t empty[1];
@@ -428,7 +428,7 @@ int vgpt_msg_decode(const void *buf, size_t len, vgpt_msg *m, vgpt_err *err) {
     return 0;
 }
 
-void vgpt_msg_release(vgpt_msg *m) {
+void vgpt_msg_free(vgpt_msg *m) {
     msg_priv *p = m->priv;
     if (!p) return;
     for (int i = 0; i < p->n; i++) free(p->blocks[i]);

@@ -1,11 +1,11 @@
-/* image_decode.c - format sniffing, libvips loaders and PIL's convert('RGB')
- * rules (see image_decode.h).
+/* image_read.c - format sniffing, libvips loaders and PIL's convert('RGB')
+ * rules (see image_read.h).
  *
  * Only formats PIL opens by default are accepted, each sent straight to its
  * libvips loader: letting libvips guess would also open PDF, SVG, FITS and
  * the like, which the published pipeline rejects and which widen the attack
  * surface of a daemon that reads untrusted files. */
-#include "image_decode.h"
+#include "image_read.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +42,7 @@ const char *vgpt_image_format_name(vgpt_image_format f) {
 }
 
 /* libvips keeps a log of errors; fold it into one line for our message. */
-int vgpt_decode_vips_error(vgpt_err *err, const char *name, const char *what) {
+int vgpt_image_read_error(vgpt_err *err, const char *name, const char *what) {
     char *log = vips_error_buffer_copy();
     vips_error_clear();
     char line[600];
@@ -74,8 +74,8 @@ static int open_ppm(const void *buf, size_t len, VipsImage **out, VipsAccess acc
     return rc;
 }
 
-int vgpt_decode_open(const void *buf, size_t len, vgpt_image_format fmt,
-                     const vgpt_decode_opts *d, const char *name,
+int vgpt_image_read_open(const void *buf, size_t len, vgpt_image_format fmt,
+                     const vgpt_image_read_opts *d, const char *name,
                      VipsImage **out, vgpt_err *err) {
     /* PIL raises on truncated data but ignores PNG CRC errors and libjpeg's
      * "corrupt data" warnings: exactly libvips' fail_on=truncated. */
@@ -117,7 +117,7 @@ int vgpt_decode_open(const void *buf, size_t len, vgpt_image_format fmt,
     if (rc) {
         char what[64];
         snprintf(what, sizeof what, "cannot read %s header", vgpt_image_format_name(fmt));
-        return vgpt_decode_vips_error(err, name, what);
+        return vgpt_image_read_error(err, name, what);
     }
     return 0;
 }
@@ -133,7 +133,7 @@ static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int vgpt_decode_png_fix_crcs(const void *buf, size_t len, uint8_t **fixed) {
+int vgpt_image_read_png_fix_crcs(const void *buf, size_t len, uint8_t **fixed) {
     uint32_t table[256];
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t c = n;
@@ -204,7 +204,7 @@ static int gif_key_colour(const uint8_t *b, size_t len, uint8_t rgb[3]) {
     return 0;
 }
 
-int vgpt_decode_layout(VipsImage *im, vgpt_image_format fmt, const void *buf,
+int vgpt_image_read_layout(VipsImage *im, vgpt_image_format fmt, const void *buf,
                        size_t len, const char *name, vgpt_pix_layout *l,
                        vgpt_err *err) {
     VipsBandFormat bf = vips_image_get_format(im);
@@ -238,7 +238,7 @@ static uint8_t cmyk_chan(int c, int nk) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-void vgpt_decode_row_rgb(const vgpt_pix_layout *l, const void *src, int w,
+void vgpt_image_read_row_rgb(const vgpt_pix_layout *l, const void *src, int w,
                          uint8_t *dst) {
     const uint8_t *s8 = src;
     const uint16_t *s16 = src;

@@ -3,8 +3,8 @@
  * Every caption starts from <|endoftext|> (50256) as BOS and stops when the
  * model produces 50256 or after max_tokens new tokens.  All captions of a
  * call step together through one batched decoder step. */
-#ifndef VGPT_DECODE_H
-#define VGPT_DECODE_H
+#ifndef VGPT_GENERATE_H
+#define VGPT_GENERATE_H
 
 #include <stdint.h>
 
@@ -36,9 +36,9 @@ int vgpt_job_done(const vgpt_job *j);
 int vgpt_job_result(const vgpt_job *j, vgpt_caption *out, vgpt_err *err);
 void vgpt_job_free(vgpt_job *j);
 
-/* xkv: the N images' cross K/V (vgpt_decoder_cross_kv).  out[0..N-1] is
+/* xkv: the N images' cross K/V (vgpt_gpt_run_cross_kv).  out[0..N-1] is
  * filled; free each with vgpt_caption_free. */
-int vgpt_generate(vgpt_decoder *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
+int vgpt_generate(vgpt_gpt_run *d, const vgpt_xkv *xkv, int N, const vgpt_gen_opts *o, vgpt_caption *out,
                   vgpt_err *err);
 void vgpt_caption_free(vgpt_caption *c);
 

@@ -1,4 +1,4 @@
-/* decode_beam.c - length-normalised beam search, batched across images.
+/* generate_beam.c - length-normalised beam search, batched across images.
  *
  * Each image keeps K live beams and the K best finished hypotheses.  A beam
  * that emits 50256 is finished only if it ranks among the top K candidates
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode_job.h"
+#include "generate_job.h"
 
 typedef struct finished {
     int32_t *seq;
@@ -23,9 +23,9 @@ typedef struct beam_cand {
     int parent, token;
 } beam_cand;
 
-struct image_beams {
+struct vgpt_image_beams {
     int K;
-    hyp *cur, *next; /* K each; seq buffers and KV caches owned here */
+    vgpt_hyp *cur, *next; /* K each; seq buffers and KV caches owned here */
     int n_cur;
     finished *fin;   /* K best, unsorted */
     int n_fin, done;
@@ -45,7 +45,7 @@ static double norm_score(double sum, int n_tokens, float lp) {
 }
 
 /* Keeps the K best finished hypotheses. */
-static int add_finished(image_beams *ib, int K, const hyp *parent, int token, double score) {
+static int add_finished(vgpt_image_beams *ib, int K, const vgpt_hyp *parent, int token, double score) {
     int slot = ib->n_fin;
     if (ib->n_fin == K) {
         slot = 0;
@@ -66,7 +66,7 @@ static int add_finished(image_beams *ib, int K, const hyp *parent, int token, do
     return 0;
 }
 
-static int alloc_image(image_beams *ib, const vgpt_model *m, int K, int T) {
+static int alloc_image(vgpt_image_beams *ib, const vgpt_model *m, int K, int T) {
     ib->cur = calloc(K, sizeof *ib->cur);
     ib->next = calloc(K, sizeof *ib->next);
     ib->fin = calloc(K, sizeof *ib->fin);
@@ -74,7 +74,7 @@ static int alloc_image(image_beams *ib, const vgpt_model *m, int K, int T) {
     ib->top = malloc((size_t)2 * K * sizeof *ib->top);
     if (!ib->cur || !ib->next || !ib->fin || !ib->bc || !ib->top) return -1;
     for (int k = 0; k < 2 * K; k++) {
-        hyp *h = k < K ? &ib->cur[k] : &ib->next[k - K];
+        vgpt_hyp *h = k < K ? &ib->cur[k] : &ib->next[k - K];
         h->seq = malloc((T + 1) * sizeof *h->seq);
         if (!h->seq || vgpt_kv_alloc(&h->kv, m, T > 0 ? T : 1)) return -1;
     }
@@ -84,7 +84,7 @@ static int alloc_image(image_beams *ib, const vgpt_model *m, int K, int T) {
     return 0;
 }
 
-static void free_image(image_beams *ib, int K) {
+static void free_image(vgpt_image_beams *ib, int K) {
     for (int k = 0; k < K; k++) {
         if (ib->cur) free(ib->cur[k].seq), vgpt_kv_free(&ib->cur[k].kv);
         if (ib->next) free(ib->next[k].seq), vgpt_kv_free(&ib->next[k].kv);
@@ -98,11 +98,11 @@ static void free_image(image_beams *ib, int K) {
 }
 
 /* Ranks the candidates of one step for one image.  rows is (n_cur, V). */
-static int collect(image_beams *ib, float *rows, int V, int K, const vgpt_gen_opts *o, beam_cand *bc,
+static int collect(vgpt_image_beams *ib, float *rows, int V, int K, const vgpt_gen_opts *o, beam_cand *bc,
                    vgpt_cand *top) {
     int n = 0;
     for (int b = 0; b < ib->n_cur; b++) {
-        hyp *h = &ib->cur[b];
+        vgpt_hyp *h = &ib->cur[b];
         float *row = rows + (size_t)b * V;
         vgpt_ban_repeated_ngrams(row, h->seq, h->len, o->no_repeat_ngram);
         int m = vgpt_top_k(row, V, 2 * K, top);
@@ -114,25 +114,25 @@ static int collect(image_beams *ib, float *rows, int V, int K, const vgpt_gen_op
     return n;
 }
 
-static int advance(image_beams *ib, float *rows, int V, int K, int T, const vgpt_gen_opts *o, beam_cand *bc,
+static int advance(vgpt_image_beams *ib, float *rows, int V, int K, int T, const vgpt_gen_opts *o, beam_cand *bc,
                    vgpt_cand *top) {
     int n = collect(ib, rows, V, K, o, bc, top);
     int gen = ib->cur[0].len; /* generated tokens after this step */
     int n_next = 0;
     for (int r = 0; r < n && n_next < K; r++) {
-        const hyp *p = &ib->cur[bc[r].parent];
+        const vgpt_hyp *p = &ib->cur[bc[r].parent];
         if (bc[r].token == VGPT_EOS) {
             if (r < K && add_finished(ib, K, p, VGPT_EOS, norm_score(bc[r].score, gen, o->length_penalty))) return -1;
             continue;
         }
-        hyp *h = &ib->next[n_next++];
+        vgpt_hyp *h = &ib->next[n_next++];
         memcpy(h->seq, p->seq, p->len * sizeof *h->seq);
         h->seq[p->len] = bc[r].token;
         h->len = p->len + 1;
         h->sum = bc[r].score;
         vgpt_kv_copy(&h->kv, &p->kv);
     }
-    hyp *t = ib->cur;
+    vgpt_hyp *t = ib->cur;
     ib->cur = ib->next;
     ib->next = t;
     ib->n_cur = n_next;
@@ -150,7 +150,7 @@ static int advance(image_beams *ib, float *rows, int V, int K, int T, const vgpt
     return 0;
 }
 
-static int best_caption(const image_beams *ib, vgpt_caption *c) {
+static int best_caption(const vgpt_image_beams *ib, vgpt_caption *c) {
     if (ib->n_fin == 0) {
         c->tokens = malloc(sizeof *c->tokens);
         return c->tokens ? 0 : -1;
@@ -158,7 +158,7 @@ static int best_caption(const image_beams *ib, vgpt_caption *c) {
     int best = 0;
     for (int i = 1; i < ib->n_fin; i++)
         if (ib->fin[i].score > ib->fin[best].score) best = i;
-    hyp h = {.seq = ib->fin[best].seq, .len = ib->fin[best].len};
+    vgpt_hyp h = {.seq = ib->fin[best].seq, .len = ib->fin[best].len};
     return vgpt_finish_caption(c, &h, ib->fin[best].score);
 }
 
@@ -176,14 +176,14 @@ int vgpt_beam_n_live(const vgpt_job *j) { return j->b->done ? 0 : j->b->n_cur; }
 
 void vgpt_beam_collect(vgpt_job *j, int32_t *tok, vgpt_kv **kv) {
     for (int b = 0; b < vgpt_beam_n_live(j); b++) {
-        hyp *h = &j->b->cur[b];
+        vgpt_hyp *h = &j->b->cur[b];
         tok[b] = h->seq[h->len - 1];
         kv[b] = &h->kv;
     }
 }
 
 int vgpt_beam_advance(vgpt_job *j, float *logits) {
-    image_beams *ib = j->b;
+    vgpt_image_beams *ib = j->b;
     return advance(ib, logits, j->V, ib->K, j->T, &j->o, ib->bc, ib->top);
 }
 
