@@ -87,7 +87,7 @@ static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, F
             res[i].error = strdup(err.msg);
             continue;
         }
-        vgpt_image_normalize(e->rgb, e->pixels + n_ok * plane);
+        vgpt_image_normalize(e->rgb, e->model->family->mean, e->model->family->std, e->pixels + n_ok * plane);
         e->slot[n_ok++] = i;
     }
     if (n_ok && caption_batch(e, o, res, n_ok, &err))

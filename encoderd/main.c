@@ -135,7 +135,7 @@ static void process(enc_ctx *x, int n) {
                 continue;
             }
         }
-        vgpt_image_normalize(m->tensor.data, x->pixels + n_miss * plane);
+        vgpt_image_normalize(m->tensor.data, x->model->family->mean, x->model->family->std, x->pixels + n_miss * plane);
         x->miss[n_miss++] = i;
     }
     if (!n_miss) return;

@@ -159,7 +159,7 @@ vgpt_job *vgpt_job_new(const vgpt_model *m, const vgpt_xkv *xkv, const vgpt_gen_
     }
     j->h.seq = malloc((j->T + 1) * sizeof *j->h.seq);
     if (!j->h.seq || vgpt_kv_alloc(&j->h.kv, m, j->T > 0 ? j->T : 1)) goto oom;
-    j->h.seq[0] = VGPT_BOS;
+    j->h.seq[0] = m->family->bos;
     j->h.len = 1;
     j->h.rng = o->seed;
     j->done = j->T <= 0;
@@ -200,7 +200,7 @@ int vgpt_job_advance(vgpt_job *j, float *logits, vgpt_err *err) {
     int t = j->o.mode == VGPT_SAMPLE ? vgpt_sample_token(logits, j->V, &j->o, &h->rng) : vgpt_argmax(logits, j->V);
     h->sum += vgpt_log_softmax_at(logits, j->V, t);
     h->seq[h->len++] = t;
-    j->done = t == VGPT_EOS || h->len - 1 >= j->T;
+    j->done = t == j->m->family->eos || h->len - 1 >= j->T;
     return 0;
 }
 

@@ -25,6 +25,7 @@ typedef struct beam_cand {
 
 struct vgpt_image_beams {
     int K;
+    int eos;         /* the model family's end token */
     vgpt_hyp *cur, *next; /* K each; seq buffers and KV caches owned here */
     int n_cur;
     finished *fin;   /* K best, unsorted */
@@ -78,7 +79,8 @@ static int alloc_image(vgpt_image_beams *ib, const vgpt_model *m, int K, int T) 
         h->seq = malloc((T + 1) * sizeof *h->seq);
         if (!h->seq || vgpt_kv_alloc(&h->kv, m, T > 0 ? T : 1)) return -1;
     }
-    ib->cur[0].seq[0] = VGPT_BOS;
+    ib->cur[0].seq[0] = m->family->bos;
+    ib->eos = m->family->eos;
     ib->cur[0].len = 1;
     ib->n_cur = 1;
     return 0;
@@ -121,8 +123,8 @@ static int advance(vgpt_image_beams *ib, float *rows, int V, int K, int T, const
     int n_next = 0;
     for (int r = 0; r < n && n_next < K; r++) {
         const vgpt_hyp *p = &ib->cur[bc[r].parent];
-        if (bc[r].token == VGPT_EOS) {
-            if (r < K && add_finished(ib, K, p, VGPT_EOS, norm_score(bc[r].score, gen, o->length_penalty))) return -1;
+        if (bc[r].token == ib->eos) {
+            if (r < K && add_finished(ib, K, p, ib->eos, norm_score(bc[r].score, gen, o->length_penalty))) return -1;
             continue;
         }
         vgpt_hyp *h = &ib->next[n_next++];

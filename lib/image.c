@@ -263,9 +263,7 @@ int vgpt_image_load_file(const char *path, const vgpt_image_opts *o,
 /* u8 [224][224][3] -> f32 [3][224][224].  A 256-entry table per channel
  * computed with torchvision's exact float32 ops ((v/255 - mean) / std)
  * gives the same bits as computing every pixel. */
-void vgpt_image_normalize(const uint8_t *rgb, float *chw) {
-    static const float mean[3] = {0.485f, 0.456f, 0.406f};
-    static const float std[3] = {0.229f, 0.224f, 0.225f};
+void vgpt_image_normalize(const uint8_t *rgb, const float mean[3], const float std[3], float *chw) {
     float lut[3][256];
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) {

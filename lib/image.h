@@ -28,7 +28,8 @@ int vgpt_image_load_file(const char *path, const vgpt_image_opts *o,
                          uint8_t *out, vgpt_err *err);
 
 /* u8 [224][224][3] -> f32 [3][224][224], (v/255 - mean)/std in float32 in
- * the same order torchvision does, so the result is bit-exact. */
-void vgpt_image_normalize(const uint8_t *rgb, float *chw);
+ * the same order torchvision does, so the result is bit-exact.  mean and std
+ * are the model family's (family.h). */
+void vgpt_image_normalize(const uint8_t *rgb, const float mean[3], const float std[3], float *chw);
 
 #endif

@@ -1,10 +1,8 @@
-/* model.h - the Vision-GPT weights, bound to named tensors of a checkpoint.
- *
- * The layout (widths, depths, cross-block positions, context length,
- * vocabulary) is inferred from the state dict's keys and shapes; head counts
- * come from config.json beside the checkpoint, else from 64-wide heads.
- * fp32 tensors are used in place inside the checkpoint's mmap; fp16 / bf16
- * tensors are widened once into buffers owned by the model. */
+/* model.h - a captioning model's weights, bound to named tensors of a
+ * checkpoint by its family (family.h): a ViT, an optional bridge (the
+ * resampler), a GPT-2 text decoder.  The engine computes from these structs
+ * only.  fp32 tensors are used in place inside the checkpoint's mmap; fp16 /
+ * bf16 tensors are widened once into buffers owned by the model. */
 #ifndef VGPT_MODEL_H
 #define VGPT_MODEL_H
 
@@ -12,12 +10,10 @@
 
 #include "ckpt.h"
 #include "err.h"
+#include "family.h"
 #include "packed.h"
 
 #define VGPT_MAX_LAYERS 64
-#define VGPT_BOS 50256
-#define VGPT_EOS 50256
-#define VGPT_PAD 50257
 
 typedef struct vgpt_ln { const float *scale, *shift; } vgpt_ln;
 typedef struct vgpt_lin { const float *w, *b; int in, out; } vgpt_lin; /* w is (out,in), b may be NULL */
@@ -69,6 +65,7 @@ typedef struct vgpt_gpt {
 
 typedef struct vgpt_model {
     vgpt_ckpt *ckpt;
+    const vgpt_family *family; /* family.h: keys, bridge, preprocessing, special tokens */
     vgpt_vit vit;
     vgpt_lin project;   /* vision width -> text width; w == NULL when identity */
     vgpt_resampler rs;
@@ -84,12 +81,9 @@ enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3 };
 
 int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err);
 
-/* The context length of a checkpoint (model-spec.md, pos_emb): the causal
- * mask's size, else config.json's context_length, else pos_emb's rows.  An
- * error when masks and config.json disagree or it exceeds pos_emb's rows. */
-struct vgpt_config;
-int vgpt_model_context_of(const vgpt_ckpt *ck, const struct vgpt_config *cfg, int *context, vgpt_err *err);
-/* The same from a path, reading only the index (cheap: for usage checks). */
+/* The context length of the checkpoint at path (for Vision-GPT: the causal
+ * mask's size, else config.json's context_length, else pos_emb's rows),
+ * reading only its index: cheap enough for usage checks. */
 int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err);
 void vgpt_model_free(vgpt_model *m);
 

@@ -21,19 +21,26 @@ static int exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* A file that must be one JSON object when it is present. */
+/* Parses dir/name when it exists and checks that it is one JSON object:
+ * 1 with *doc set, 0 when there is no such file, -1 with err set. */
+static int open_object(const char *dir, const char *name, const char *what, vgpt_json_doc **doc, char *path,
+                       size_t cap, vgpt_err *err) {
+    if (dir_file(dir, name, path, cap)) return vgpt_err_set(err, "%s: path too long", dir);
+    if (!exists(path)) return 0;
+    if (vgpt_json_parse_file(path, doc, err)) return -1;
+    const vgpt_json *root = vgpt_json_root(*doc);
+    if (root->type == VGPT_JSON_OBJECT) return 1;
+    vgpt_err_set(err, "%s: expected a JSON object%s, got %s", path, what, vgpt_json_type_name(root->type));
+    vgpt_json_free(*doc);
+    return -1;
+}
+
 static int check_json_object(const char *dir, const char *name, vgpt_err *err) {
     char path[4200];
-    if (dir_file(dir, name, path, sizeof path)) return vgpt_err_set(err, "%s: path too long", dir);
-    if (!exists(path)) return 0;
     vgpt_json_doc *doc;
-    if (vgpt_json_parse_file(path, &doc, err)) return -1;
-    const vgpt_json *root = vgpt_json_root(doc);
-    int rc = 0;
-    if (root->type != VGPT_JSON_OBJECT)
-        rc = vgpt_err_set(err, "%s: expected a JSON object, got %s", path, vgpt_json_type_name(root->type));
-    vgpt_json_free(doc);
-    return rc;
+    int rc = open_object(dir, name, "", &doc, path, sizeof path, err);
+    if (rc > 0) vgpt_json_free(doc);
+    return rc < 0 ? -1 : 0;
 }
 
 /* merges.txt: an optional "#version" line, then one "left right" pair a line. */
@@ -58,14 +65,11 @@ static int check_merges(const char *dir, vgpt_err *err) {
 /* added_tokens.json: {"<|pad|>": 50257, ...}, each registered as special. */
 static int load_added(vgpt_tok *t, const char *dir, vgpt_err *err) {
     char path[4200];
-    if (dir_file(dir, "added_tokens.json", path, sizeof path)) return vgpt_err_set(err, "%s: path too long", dir);
-    if (!exists(path)) return 0;
     vgpt_json_doc *doc;
-    if (vgpt_json_parse_file(path, &doc, err)) return -1;
+    int rc = open_object(dir, "added_tokens.json", " {token: id}", &doc, path, sizeof path, err);
+    if (rc <= 0) return rc;
     const vgpt_json *root = vgpt_json_root(doc);
-    int rc = 0;
-    if (root->type != VGPT_JSON_OBJECT)
-        rc = vgpt_err_set(err, "%s: expected a JSON object {token: id}, got %s", path, vgpt_json_type_name(root->type));
+    rc = 0;
     for (size_t i = 0; rc == 0 && i < root->n; i++) {
         const vgpt_json *v = &root->kids[i];
         if (v->type != VGPT_JSON_NUMBER || !v->is_int || v->i < 0 || v->i >= VGPT_TOK_MAX_ID)

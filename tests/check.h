@@ -46,4 +46,18 @@ static inline int check_scratch_dir(char *dir, size_t cap, const char *name) {
 
 static inline int check_exit(const check_state *st) { return st->failed ? 1 : 0; }
 
+/* A whole file in a malloc'd buffer (*len bytes); NULL if it cannot be read. */
+static inline void *check_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *b = n >= 0 ? malloc(n > 0 ? (size_t)n : 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+    fclose(f);
+    if (b) *len = (size_t)n;
+    return b;
+}
+
 #endif

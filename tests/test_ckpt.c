@@ -31,19 +31,6 @@ static uint64_t rnd(rng *r) {
     return r->s;
 }
 
-static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static int spit(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -330,7 +317,7 @@ static int same_values(const vgpt_ckpt *ck, const vgpt_tensor *t, const char *di
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, m->raw);
     size_t len;
-    uint8_t *want = slurp(path, &len);
+    uint8_t *want = check_slurp(path, &len);
     float *got = malloc((size_t)t->numel * sizeof *got + 1);
     vgpt_err e;
     int ok = want && got && len == (size_t)t->numel * 4 && vgpt_ckpt_read_f32(ck, t, got, &e) == 0 &&
@@ -630,7 +617,7 @@ static void test_torch_cases(check_state *st, const char *dir) {
     fclose(f);
     snprintf(path, sizeof path, "%s/wrapped_fp32.pth", dir);
     size_t len;
-    uint8_t *blob = slurp(path, &len);
+    uint8_t *blob = check_slurp(path, &len);
     CHECK(st, blob != NULL, "torch cases: %s readable", path);
     if (!blob) return;
     test_pickle_fuzz(st, blob, len);
@@ -666,7 +653,7 @@ int main(int argc, char **argv) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, fuzzed[i]);
         size_t len = 0;
-        uint8_t *blob = slurp(path, &len);
+        uint8_t *blob = check_slurp(path, &len);
         CHECK(&st, blob != NULL, "writer: %s readable for fuzzing", fuzzed[i]);
         if (!blob) continue;
         test_truncations(&st, blob, len, fuzzed[i]);

@@ -17,6 +17,7 @@
 #include <vips/vips.h>
 
 #include "check.h"
+#include "family.h"
 #include "image.h"
 #include "image_resize.h"
 
@@ -60,24 +61,11 @@ static void path_join(char *dst, size_t cap, const char *a, const char *b) {
     memcpy(dst + la + 1, b, lb + 1);
 }
 
-static void *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-    fclose(f);
-    if (b) *len = (size_t)n;
-    return b;
-}
-
 /* golden f32 [3][224][224] -> u8 [224][224][3] (inverse of Normalize; the
  * float error is far below half a level, so rounding recovers the exact u8). */
 static int golden_u8(const char *path, float *g, uint8_t *u) {
     size_t len = 0;
-    float *f = slurp(path, &len);
+    float *f = check_slurp(path, &len);
     if (!f || len != N * sizeof(float)) return free(f), -1;
     memcpy(g, f, len);
     free(f);
@@ -197,7 +185,7 @@ static void test_manifest(check_state *st, const char *images, const row_t *rows
         }
         if (c.maxdiff) continue;
         exact++;
-        vgpt_image_normalize(out, norm);
+        vgpt_image_normalize(out, vgpt_family_visiongpt.mean, vgpt_family_visiongpt.std, norm);
         for (int k = 0; k < N; k++) {
             uint32_t u = ulps(norm[k], g[k]);
             norm_bad += u != 0;
@@ -305,7 +293,7 @@ static void test_buffer(check_state *st, const char *images) {
     char path[PATH_MAX + 64];
     path_join(path, sizeof path, images, "good/rocket.jpg");
     size_t len = 0;
-    uint8_t *buf = slurp(path, &len);
+    uint8_t *buf = check_slurp(path, &len);
     uint8_t *a = malloc(N), *b = malloc(N);
     vgpt_image_opts o;
     vgpt_image_opts_default(&o);
@@ -359,7 +347,7 @@ static void test_fuzz_corpus(check_state *st, const char *root) {
         if (e->d_name[0] == '.' || strstr(e->d_name, ".md")) continue;
         path_join(path, sizeof path, dir, e->d_name);
         size_t len = 0;
-        uint8_t *b = slurp(path, &len);
+        uint8_t *b = check_slurp(path, &len);
         if (!b || len < 1) {
             free(b);
             continue;

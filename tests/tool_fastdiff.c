@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "encoder.h"
+#include "family.h"
 #include "image.h"
 #include "kernels.h"
 #include "model.h"
@@ -37,8 +38,8 @@ int main(int argc, char **argv) {
     }
     size_t plane = 3 * VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE, nt = (size_t)m->rs.n_latents * m->rs.width;
     float *px = malloc(2 * plane * sizeof(float)), *vis = malloc(2 * nt * sizeof(float));
-    vgpt_image_normalize(a, px);
-    vgpt_image_normalize(b, px + plane);
+    vgpt_image_normalize(a, vgpt_family_visiongpt.mean, vgpt_family_visiongpt.std, px);
+    vgpt_image_normalize(b, vgpt_family_visiongpt.mean, vgpt_family_visiongpt.std, px + plane);
     vgpt_encode(e, px, 2, vis, &err);
     int maxpix = 0;
     for (size_t i = 0; i < sizeof a; i++) maxpix = abs(a[i] - b[i]) > maxpix ? abs(a[i] - b[i]) : maxpix;

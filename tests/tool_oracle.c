@@ -24,17 +24,11 @@
 static void *slurp(const char *dir, const char *name, size_t *len) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "tool_oracle: cannot open %s\n", path);
+    void *p = check_slurp(path, len);
+    if (!p) {
+        fprintf(stderr, "tool_oracle: cannot read %s\n", path);
         exit(2);
     }
-    fseek(f, 0, SEEK_END);
-    *len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(*len ? *len : 1);
-    if (!p || fread(p, 1, *len, f) != *len) exit(2);
-    fclose(f);
     return p;
 }
 
@@ -109,7 +103,7 @@ static void check_teacher_forced(check_state *st, vgpt_gpt_run *d, const vgpt_mo
     }
     double worst = 0;
     for (int s = 0; s < r->K; s++) {
-        for (int n = 0; n < r->N; n++) tok[n] = s == 0 ? VGPT_BOS : r->greedy[n * r->K + s - 1];
+        for (int n = 0; n < r->N; n++) tok[n] = s == 0 ? m->family->bos : r->greedy[n * r->K + s - 1];
         if (vgpt_gpt_run_step(d, r->N, tok, kvp, xp, logits, &err)) {
             CHECK(st, 0, "decoder step %d: %s", s, err.msg);
             break;
@@ -150,7 +144,7 @@ static void check_greedy(check_state *st, vgpt_gpt_run *d, const ref *r, const v
                 ok = 0;
                 break;
             }
-            if (r->greedy[n * r->K + s] == VGPT_EOS) break;
+            if (r->greedy[n * r->K + s] == 50256) break; /* the reference's EOS */
         }
         CHECK(st, ok && compared > 0, "greedy tokens of image %d equal the reference over %d decisive steps", n,
               compared);

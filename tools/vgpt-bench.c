@@ -117,7 +117,7 @@ static double decode_steps(const vgpt_model *m, vgpt_gpt_run *d, int B, int step
         vgpt_kv_alloc(&kv[b], m, steps + 2);
         kvp[b] = &kv[b];
         xp[b] = &x[b];
-        tok[b] = VGPT_BOS;
+        tok[b] = m->family->bos;
     }
     vgpt_gpt_run_step(d, B, tok, kvp, xp, logits, &err); /* warm-up */
     double t = now();
@@ -187,7 +187,7 @@ static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run 
         vgpt_gpt_run_cross_kv(d, vis, batch, L, x, &err);
         for (int b = 0; b < batch; b++) {
             kv[b].pos = 0;
-            tok[b] = VGPT_BOS;
+            tok[b] = m->family->bos;
         }
         for (int s = 0; s < T; s++) {
             vgpt_gpt_run_step(d, batch, tok, kvp, xp, logits, &err);

@@ -1,0 +1,189 @@
+/* model_bind.c - see model_bind.h. */
+#include "model_bind.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "half.h"
+
+int vgpt_bind_has(const vgpt_binder *b, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return vgpt_ckpt_find(b->m->ckpt, name) != NULL;
+}
+
+static void *own(vgpt_binder *b, size_t bytes) {
+    vgpt_model *m = b->m;
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **p = realloc(m->owned, cap * sizeof *p);
+        if (!p) return NULL;
+        m->owned = p;
+        m->cap_owned = cap;
+    }
+    void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (mem) m->owned[m->n_owned++] = mem;
+    return mem;
+}
+
+int vgpt_model_free_owned(vgpt_model *m, const void *p) {
+    for (int i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p) {
+            free(m->owned[i]);
+            m->owned[i] = m->owned[--m->n_owned];
+            return 1;
+        }
+    return 0;
+}
+
+static float load_elem(const vgpt_tensor *t, int64_t idx) {
+    switch (t->dtype) {
+    case VGPT_DT_F32: return ((const float *)t->data)[idx];
+    case VGPT_DT_F16: return vgpt_half_to_float(((const uint16_t *)t->data)[idx]);
+    default: return vgpt_bf16_to_float(((const uint16_t *)t->data)[idx]);
+    }
+}
+
+/* fp32 contiguous tensors are returned in place; anything else is widened
+ * (and gathered through its strides) into an owned buffer. */
+const float *vgpt_bind_materialize(vgpt_binder *b, const vgpt_tensor *t) {
+    if (t->dtype == VGPT_DT_F32 && t->contiguous) return t->data;
+    float *dst = own(b, (size_t)t->numel * sizeof(float));
+    if (!dst) return NULL;
+    int64_t idx[VGPT_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < t->numel; i++) {
+        int64_t off = 0;
+        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+        dst[i] = load_elem(t, off);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    /* the narrow original is not read again: its pages leave the resident set */
+    if (t->contiguous) vgpt_ckpt_drop_pages(b->m->ckpt, t->data, (size_t)t->numel * vgpt_dtype_size(t->dtype));
+    return dst;
+}
+
+static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
+    size_t n = snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && n < len; d++)
+        n += snprintf(buf + n, len - n, d ? ",%lld" : "%lld", (long long)shape[d]);
+    if (n < len) snprintf(buf + n, len - n, "]");
+}
+
+/* Looks up a tensor, checks its rank and every dimension given (VGPT_BIND_ANY = free),
+ * and returns fp32 data.  On failure records the first error and returns NULL. */
+static const float *getv(vgpt_binder *b, const int64_t *want, int ndim, const char *fmt, va_list ap) {
+    char name[256];
+    vsnprintf(name, sizeof name, fmt, ap);
+    if (b->failed) return NULL;
+    const char *path = vgpt_ckpt_path(b->m->ckpt);
+    const vgpt_tensor *t = vgpt_ckpt_find(b->m->ckpt, name);
+    if (!t) {
+        b->failed = 1;
+        vgpt_err_set(b->err, "%s: missing tensor %s", path, name);
+        return NULL;
+    }
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = want[d] == VGPT_BIND_ANY || want[d] == t->shape[d];
+    if (!ok) {
+        char got[128], exp[128];
+        int64_t shown[VGPT_MAX_DIMS];
+        for (int d = 0; d < ndim; d++) shown[d] = want[d];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(exp, sizeof exp, ndim, shown);
+        b->failed = 1;
+        vgpt_err_set(b->err, "%s: tensor %s has shape %s, expected %s (-1 = any)", path, name, got, exp);
+        return NULL;
+    }
+    if (t->dtype == VGPT_DT_OTHER || !t->data) {
+        b->failed = 1;
+        vgpt_err_set(b->err, "%s: tensor %s has dtype %s; vgpt reads float32, float16 and bfloat16",
+                     path, name, vgpt_dtype_name(t->dtype));
+        return NULL;
+    }
+    const float *p = vgpt_bind_materialize(b, t);
+    if (!p) {
+        b->failed = 1;
+        vgpt_err_set(b->err, "%s: out of memory widening tensor %s", path, name);
+    }
+    return p;
+}
+
+const float *vgpt_bind_get1(vgpt_binder *b, int64_t d0, const char *fmt, ...) {
+    int64_t want[1] = {d0};
+    va_list ap;
+    va_start(ap, fmt);
+    const float *p = getv(b, want, 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+const float *vgpt_bind_get2(vgpt_binder *b, int64_t d0, int64_t d1, const char *fmt, ...) {
+    int64_t want[2] = {d0, d1};
+    va_list ap;
+    va_start(ap, fmt);
+    const float *p = getv(b, want, 2, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+const vgpt_tensor *vgpt_bind_find(const vgpt_binder *b, const char *name) {
+    return vgpt_ckpt_find(b->m->ckpt, name);
+}
+
+/* prefix.weight (out,in) and, when with_bias, prefix.bias (out). */
+void vgpt_bind_lin(vgpt_binder *b, vgpt_lin *l, int out, int in, int with_bias, const char *prefix) {
+    l->in = in;
+    l->out = out;
+    l->w = vgpt_bind_get2(b, out, in, "%s.weight", prefix);
+    l->b = with_bias ? vgpt_bind_get1(b, out, "%s.bias", prefix) : NULL;
+}
+
+void vgpt_bind_ln(vgpt_binder *b, vgpt_ln *ln, int C, const char *prefix, const char *w, const char *s) {
+    ln->scale = vgpt_bind_get1(b, C, "%s.%s", prefix, w);
+    ln->shift = vgpt_bind_get1(b, C, "%s.%s", prefix, s);
+}
+
+/* A tensor the vgpt_binder needs whole (not via get1/get2) with a shape check by numel. */
+const float *vgpt_bind_numel(vgpt_binder *b, const char *name, int64_t numel, const char *expect) {
+    const vgpt_tensor *t = vgpt_bind_find(b, name);
+    if (b->failed) return NULL;
+    if (!t || t->numel != numel) {
+        b->failed = 1;
+        vgpt_err_set(b->err, "%s: tensor %s %s, expected %s", vgpt_ckpt_path(b->m->ckpt), name,
+                     t ? "has the wrong shape" : "is missing", expect);
+        return NULL;
+    }
+    if (t->dtype == VGPT_DT_OTHER || !t->data) {
+        b->failed = 1;
+        vgpt_err_set(b->err, "%s: tensor %s has dtype %s; vgpt reads float32, float16 and bfloat16",
+                     vgpt_ckpt_path(b->m->ckpt), name, vgpt_dtype_name(t->dtype));
+        return NULL;
+    }
+    return vgpt_bind_materialize(b, t);
+}
+
+/* Rows of prefix.weight, i.e. a Linear's output width (0 when absent). */
+int vgpt_bind_rows(const vgpt_binder *b, const char *prefix) {
+    char name[300];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const vgpt_tensor *t = vgpt_bind_find(b, name);
+    return t && t->ndim == 2 ? (int)t->shape[0] : 0;
+}
+
+
+int vgpt_bind_fail(vgpt_binder *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (!b->failed) vsnprintf(b->err->msg, sizeof b->err->msg, fmt, ap);
+    va_end(ap);
+    b->failed = 1;
+    return -1;
+}
