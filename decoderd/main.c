@@ -78,12 +78,8 @@ static int parse(int argc, char **argv, dec_opts *o) {
     *o = (dec_opts){.model = getenv("VGPT_MODEL"), .threads = ncpu > 0 ? ncpu : 1, .max_seqs = 64};
     vgpt_node_opts_default(&o->node);
     int c;
-    while ((c = getopt_long(argc, argv, "l:m:t:h", lo, NULL)) != -1) {
-        int bad = vgpt_node_opt("decoderd", c, optarg, &o->node);
-        if (bad) {
-            if (bad < 0) return -1;
-            continue;
-        }
+    while ((c = vgpt_node_getopt(argc, argv, "l:m:t:h", lo, "decoderd", &o->node)) != -1) {
+        int bad = 0;
         switch (c) {
         case 'l': o->listen = optarg; break;
         case 'm': o->model = optarg; break;

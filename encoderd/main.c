@@ -68,12 +68,8 @@ static int parse(int argc, char **argv, enc_opts *o) {
     *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = 0, .batch = 8, .wait_ms = 5, .cache_mb = 2048};
     vgpt_node_opts_default(&o->node);
     int c;
-    while ((c = getopt_long(argc, argv, "l:n:m:t:b:h", lo, NULL)) != -1) {
-        int bad = vgpt_node_opt("encoderd", c, optarg, &o->node);
-        if (bad) {
-            if (bad < 0) return -1;
-            continue;
-        }
+    while ((c = vgpt_node_getopt(argc, argv, "l:n:m:t:b:h", lo, "encoderd", &o->node)) != -1) {
+        int bad = 0;
         switch (c) {
         case 'l': o->listen = optarg; break;
         case 'n': o->next = optarg; break;

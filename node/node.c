@@ -1,6 +1,7 @@
 /* node.c - see node.h. */
 #include "node.h"
 
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,16 @@ int vgpt_node_opt(const char *prog, int c, const char *arg, vgpt_node_opts *o) {
     case VGPT_NODE_OPT_CURVE_PEERS: o->curve.peers = arg; return 1;
     }
     return 0;
+}
+
+int vgpt_node_getopt(int argc, char **argv, const char *shortopts, const struct option *lo, const char *prog,
+                     vgpt_node_opts *o) {
+    for (;;) {
+        int c = getopt_long(argc, argv, shortopts, lo, NULL);
+        int common = c == -1 ? 0 : vgpt_node_opt(prog, c, optarg, o);
+        if (common < 0) return '?';
+        if (!common) return c;
+    }
 }
 
 int vgpt_node_start(vgpt_node *n, const char *name, const char *listen, const char *next,

@@ -37,6 +37,11 @@ void vgpt_node_opts_default(vgpt_node_opts *o);
 /* Applies getopt's c: 1 = it was a common option, 0 = not one of them,
  * -1 = a bad value (the message is printed, naming prog and the option). */
 int vgpt_node_opt(const char *prog, int c, const char *arg, vgpt_node_opts *o);
+/* getopt_long that applies the common options itself: returns the next
+ * other option, -1 at the end, '?' after a bad common value (printed). */
+struct option;
+int vgpt_node_getopt(int argc, char **argv, const char *shortopts, const struct option *lo, const char *prog,
+                     vgpt_node_opts *o);
 
 typedef struct vgpt_node {
     const char *name;     /* "encoderd", ... : log prefix and ERROR stage */
