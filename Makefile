@@ -99,7 +99,7 @@ test: deps-test
 #   make check T=test_json build/tests/test_json
 check: all
 	@test -n "$(T)" || { echo "usage: make check T=NAME (a tests/NAME.sh script or a tests/NAME.c unit test)" >&2; exit 2; }
-	VGPT_BUILD=$(CURDIR)/build VGPT_ONLY=$(T) tests/run.sh $(TEST_BIN)
+	VGPT_BUILD=$(CURDIR)/$(B) VGPT_ONLY=$(T) tests/run.sh $(TEST_BIN)
 
 bench: deps-test
 	$(MAKE) all
