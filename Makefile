@@ -148,7 +148,7 @@ $(B)/obj/lib/activations.o: CFLAGS += -ffast-math
 # in tests/fuzz-corpus/.  Crashers land in $(B)/fuzz/crashes/.
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := $(B)/fuzz
-FUZZ_SRC     := tests/fuzz_image.c lib/err.c $(wildcard lib/image*.c)
+FUZZ_SRC     := tests/fuzz_image.c lib/err.c lib/file.c lib/json.c $(wildcard lib/image*.c)
 .PHONY: fuzz
 fuzz: $(FUZZ_DIR)/fuzz_image
 	@rm -rf $(FUZZ_DIR)/corpus && mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
@@ -180,3 +180,43 @@ $(FUZZ_DIR)/fuzz_proto: $(FUZZ_PROTO_SRC) $(wildcard lib/*.h proto/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -Ilib -Iproto $(FUZZ_PROTO_SRC) -o $@ -lmsgpackc
+
+# `make fuzz-cache` runs libFuzzer over the token cache's entry decoder
+# (vgpt_cache_entry_decode, which every cache hit goes through) for
+# FUZZ_SECONDS (also part of `make fuzz`), seeded with valid and damaged
+# entries the harness writes, and any regressions in tests/fuzz-corpus-cache/
+# (none so far: put a crasher from $(FUZZ_DIR)/cache-crashes/ there once fixed).
+FUZZ_CACHE_SRC := tests/fuzz_cache.c encoderd/token_cache.c node/daemon.c lib/sha256.c lib/err.c
+.PHONY: fuzz-cache
+fuzz: fuzz-cache
+fuzz-cache: $(FUZZ_DIR)/fuzz_cache
+	@rm -rf $(FUZZ_DIR)/cache-corpus && mkdir -p $(FUZZ_DIR)/cache-corpus $(FUZZ_DIR)/cache-crashes
+	VGPT_FUZZ_SEEDS=$(FUZZ_DIR)/cache-corpus $(FUZZ_DIR)/fuzz_cache
+	@cp tests/fuzz-corpus-cache/* $(FUZZ_DIR)/cache-corpus/ 2>/dev/null || true
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/fuzz_cache -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/cache-crashes/ $(FUZZ_DIR)/cache-corpus
+$(FUZZ_DIR)/fuzz_cache: $(FUZZ_CACHE_SRC) $(wildcard lib/*.h node/*.h encoderd/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -pthread -Ilib -Inode -Iencoderd $(FUZZ_CACHE_SRC) -o $@ -llmdb
+
+# `make fuzz-ckpt` runs libFuzzer over the checkpoint reader (zip index,
+# pickle, tensor records) and the Vision-GPT binder for FUZZ_SECONDS (also
+# part of `make fuzz`), seeded with small torch.save files in every layout
+# (tests/fuzz_ckpt_seeds.py) and the regressions in tests/fuzz-corpus-ckpt/.
+FUZZ_CKPT_SRC := tests/fuzz_ckpt.c $(wildcard lib/*.c)
+.PHONY: fuzz-ckpt
+fuzz: fuzz-ckpt
+fuzz-ckpt: $(FUZZ_DIR)/fuzz_ckpt
+	@rm -rf $(FUZZ_DIR)/ckpt-corpus && mkdir -p $(FUZZ_DIR)/ckpt-corpus $(FUZZ_DIR)/ckpt-crashes
+	/usr/bin/python3 tests/fuzz_ckpt_seeds.py $(FUZZ_DIR)/ckpt-corpus
+	@cp tests/fuzz-corpus-ckpt/* $(FUZZ_DIR)/ckpt-corpus/ 2>/dev/null || true
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/ckpt-crashes/ $(FUZZ_DIR)/ckpt-corpus
+$(FUZZ_DIR)/fuzz_ckpt: $(FUZZ_CKPT_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -pthread -Ilib $(VIPS_CFLAGS) $(FUZZ_CKPT_SRC) -o $@ $(VIPS_LIBS) \
+	    -lopenblas -lm

@@ -1,7 +1,6 @@
 /* inprocess.c - see inprocess.h. */
 #include "inprocess.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +8,7 @@
 #include "encoder.h"
 #include "gpt2.h"
 #include "image.h"
+#include "input.h"
 #include "kernels.h"
 #include "model.h"
 #include "output.h"
@@ -59,6 +59,14 @@ static int engine_init(engine *e, const cli_opts *o, const char *argv0, vgpt_err
     return 0;
 }
 
+/* An engine error for one input: its line names the path first, as every
+ * error line does (and as the pipeline words the stages' errors). */
+static char *path_error(const char *path, const char *why) {
+    vgpt_err err;
+    vgpt_err_set(&err, "%s: %s", path, why);
+    return strdup(err.msg);
+}
+
 /* Captions the n_ok decoded images of a batch into their results. */
 static int caption_batch(engine *e, const cli_opts *o, cli_result *res, int n_ok, vgpt_err *err) {
     int L = vgpt_encoder_n_tokens(e->enc);
@@ -73,16 +81,20 @@ static int caption_batch(engine *e, const cli_opts *o, cli_result *res, int n_ok
         r->tokens = e->caps[i].tokens;
         r->n_tokens = e->caps[i].n_tokens;
         e->caps[i].tokens = NULL;
-        if (!r->caption) r->error = strdup("out of memory decoding the caption");
+        if (!r->caption) r->error = path_error(r->path, "out of memory decoding the caption");
     }
     return rc;
 }
 
-static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, FILE *out, cli_progress *pg) {
+/* Decodes, captions and prints one batch, counting its error lines in
+ * *failed; -1 when standard output failed (reported: stop at once). */
+static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, FILE *out, cli_progress *pg,
+                         int *failed) {
     size_t plane = (size_t)3 * VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE;
-    int n_ok = 0, failed = 0;
+    int n_ok = 0, rc = 0;
     vgpt_err err;
     for (int i = 0; i < n; i++) {
+        if (res[i].error) continue; /* not a path (cli_input) */
         if (vgpt_image_load_file(res[i].path, &o->image, e->rgb, &err)) {
             res[i].error = strdup(err.msg);
             continue;
@@ -91,27 +103,42 @@ static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, F
         e->slot[n_ok++] = i;
     }
     if (n_ok && caption_batch(e, o, res, n_ok, &err))
-        for (int i = 0; i < n_ok; i++) res[e->slot[i]].error = strdup(err.msg);
+        for (int i = 0; i < n_ok; i++) res[e->slot[i]].error = path_error(res[e->slot[i]].path, err.msg);
     cli_progress_clear(pg);
     for (int i = 0; i < n; i++) {
-        cli_print_result(out, o->format, &res[i]);
-        failed += res[i].error != NULL;
+        if (!rc) rc = cli_print_result(out, o->format, &res[i]);
+        *failed += res[i].error != NULL;
         pg->errors += res[i].error != NULL;
         pg->done++;
         cli_result_free(&res[i]);
     }
-    fflush(out);
+    if (rc || cli_output_flush(out)) return -1;
     cli_progress_update(pg, 0);
-    return failed;
+    return 0;
 }
 
-/* Strips the newline (and a CR before it); 0 for blank lines. */
-static int clean_line(char *line) {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isspace((unsigned char)line[i])) return 1;
-    return 0;
+/* Reads every entry, batch by batch; returns the exit status. */
+static int run(engine *e, const cli_opts *o, cli_result *res, cli_input *in, FILE *out) {
+    cli_progress pg;
+    cli_progress_start(&pg, o->progress);
+    cli_entry ent;
+    int n = 0, failed = 0, rc = 0;
+    while (!rc && cli_input_next(in, &ent, 1) > 0) {
+        if (cli_result_set_path(&res[n++], ent.path, ent.len, ent.bad)) {
+            fprintf(stderr, "vgpt-cli: out of memory\n");
+            rc = -1;
+        } else if (n == o->batch) {
+            rc = process_batch(e, o, res, n, out, &pg, &failed);
+            n = 0;
+        }
+    }
+    if (!rc && n) rc = process_batch(e, o, res, n, out, &pg, &failed);
+    for (int i = 0; i < o->batch; i++) cli_result_free(&res[i]);
+    if (rc) return 2;
+    cli_progress_update(&pg, 1);
+    int read_failed = cli_input_failed(in); /* after what was read is out */
+    if (cli_output_close(out) || read_failed) return 2;
+    return failed ? 1 : 0;
 }
 
 int cli_run_inprocess(const cli_opts *o, const char *argv0, FILE *in, FILE *out) {
@@ -124,24 +151,14 @@ int cli_run_inprocess(const cli_opts *o, const char *argv0, FILE *in, FILE *out)
         return 2;
     }
     cli_result *res = calloc(o->batch, sizeof *res);
-    cli_progress pg;
-    cli_progress_start(&pg, o->progress);
-    char *line = NULL;
-    size_t cap = 0;
-    int n = 0, failed = 0;
-    while (res && getline(&line, &cap, in) >= 0) {
-        if (!clean_line(line)) continue;
-        res[n++].path = strdup(line);
-        if (n == o->batch) {
-            failed += process_batch(&e, o, res, n, out, &pg);
-            n = 0;
-        }
-    }
-    if (n) failed += process_batch(&e, o, res, n, out, &pg);
-    cli_progress_update(&pg, 1);
-    free(line);
+    cli_input input;
+    cli_input_init(&input, fileno(in), o->null_input);
+    int rc = 2;
+    if (res) rc = run(&e, o, res, &input, out);
+    else fprintf(stderr, "vgpt-cli: out of memory\n");
+    cli_input_free(&input);
     free(res);
     engine_free(&e);
     vgpt_image_shutdown();
-    return failed ? 1 : 0;
+    return rc;
 }

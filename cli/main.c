@@ -1,4 +1,5 @@
 /* main.c - vgpt-cli: image paths on stdin, captions on stdout. */
+#include <signal.h>
 #include <stdio.h>
 
 #include "inprocess.h"
@@ -6,6 +7,7 @@
 #include "pipeline.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 
 /* --max-tokens past the context could never be honoured: say so before any
  * work starts.  Only the checkpoint's index is read; when it cannot be read
@@ -21,13 +23,31 @@ static int check_max_tokens(const cli_opts *o) {
     return 2;
 }
 
+/* --verbose: the thread count in use and where the default comes from. */
+static void report_threads(const cli_opts *o) {
+    if (!o->verbose) return;
+    int cpus = vgpt_cpu_count();
+    fprintf(stderr, "vgpt-cli: threads: %d (this process may use %d CPU%s: affinity and cgroup quota)", o->threads,
+            cpus, cpus == 1 ? "" : "s");
+    if (!o->in_process && (o->enc_threads || o->dec_threads))
+        fprintf(stderr, "; encoderd %d, decoderd %d", o->enc_threads ? o->enc_threads : o->threads,
+                o->dec_threads ? o->dec_threads : o->threads);
+    fputc('\n', stderr);
+}
+
 int main(int argc, char **argv) {
     vgpt_blas_quiet(argv);
+    /* A closed stdout (`vgpt-cli | head`) is EPIPE from the write, not a
+     * silent death by SIGPIPE: the run stops through its one exit path,
+     * which stops the daemons and removes the private directory (exit 2).
+     * The daemons get SIGPIPE's default back before their exec. */
+    signal(SIGPIPE, SIG_IGN);
     cli_opts o;
     int rc = cli_parse(argc, argv, &o);
     if (rc == 1) return 0;
     if (rc) return rc;
     if ((rc = check_max_tokens(&o))) return rc;
+    report_threads(&o);
     if (o.in_process) return cli_run_inprocess(&o, argv[0], stdin, stdout);
     return cli_run_pipeline(&o, argv[0], stdin, stdout);
 }

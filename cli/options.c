@@ -9,13 +9,15 @@
 #include <unistd.h>
 
 #include "opts.h"
+#include "pool.h"
 
 static const char usage_text[] =
     "Usage: vgpt-cli [OPTIONS] < paths.txt\n"
     "\n"
     "Caption images with the Vision-GPT model. Reads one image path per line on\n"
     "standard input (CRLF tolerated, blank lines skipped) and writes one result\n"
-    "line per input line, in input order, to standard output.\n"
+    "line per input line, in input order, to standard output. A line holding a NUL\n"
+    "byte gets an error line (no path contains one).\n"
     "\n"
     "Model:\n"
     "  -m, --model PATH       checkpoint (.pth, fp32 or fp16); default $VGPT_MODEL.\n"
@@ -25,7 +27,8 @@ static const char usage_text[] =
     "Pipeline (default: an embedded private pipeline of preprocd, encoderd and\n"
     "decoderd on ipc:// sockets, started and stopped by vgpt-cli):\n"
     "      --in-process       no daemons: decode, encode and caption in this process\n"
-    "      --connect EP[,EP]  use running preprocd daemon(s) at EP instead\n"
+    "      --connect EP[,EP]  use running preprocd daemon(s) at EP instead (not with\n"
+    "                         --in-process)\n"
     "      --reply EP         endpoint to bind for results (required with --connect;\n"
     "                         e.g. tcp://10.0.0.5:5560, reachable from the decoders)\n"
     "      --cache DIR        embedded encoderd's visual-token cache (default\n"
@@ -37,7 +40,10 @@ static const char usage_text[] =
     "      --timeout S        give a request up S seconds after it was first tried:\n"
     "                         its line becomes an error (default 0 = never; with\n"
     "                         --connect, set it so that an unreachable or refusing\n"
-    "                         pipeline fails the run instead of waiting forever)\n"
+    "                         pipeline fails the run instead of waiting forever).\n"
+    "                         A daemon that is stopped (SIGSTOP, Ctrl-Z on it) but\n"
+    "                         not dead is never restarted: without --timeout the\n"
+    "                         run then waits until it is continued\n"
     "      --curve-key FILE, --curve-server-key FILE, --curve-peers DIR\n"
     "                         with --connect: ZeroMQ CURVE (all three together).\n"
     "                         This client's keypair and the cluster's server keypair\n"
@@ -49,8 +55,16 @@ static const char usage_text[] =
     "                         embedded daemons' threads (default: --threads each;\n"
     "                         they take turns on the cores, idle threads sleep)\n"
     "\n"
+    "Input:\n"
+    "  -0, --null             paths end with a NUL byte instead of a newline, as from\n"
+    "                         find -print0; each is taken exactly (newlines, CR and\n"
+    "                         spaces belong to the path), empty ones are skipped\n"
+    "\n"
     "Output:\n"
-    "  -f, --format FMT       tsv (default): PATH<TAB>CAPTION, or PATH<TAB>ERROR: MESSAGE\n"
+    "  -f, --format FMT       tsv (default): PATH<TAB>CAPTION, or PATH<TAB>ERROR: MESSAGE.\n"
+    "                         In both columns a backslash, tab, newline and CR are\n"
+    "                         written as \\\\, \\t, \\n and \\r (and the NUL of a bad\n"
+    "                         input line as \\0), so each result is exactly one line.\n"
     "                         jsonl: {\"path\":..,\"caption\":..,\"tokens\":[..]} or\n"
     "                         {\"path\":..,\"error\":..}; tokens are the generated ids after\n"
     "                         the start token, including the final 50256 if it stopped there\n"
@@ -65,29 +79,39 @@ static const char usage_text[] =
     "      --temperature T    sampling temperature (implies --sample)\n"
     "      --top-k K          keep the K most likely tokens, 0 = all (implies --sample)\n"
     "      --top-p P          nucleus sampling threshold in (0,1] (implies --sample)\n"
-    "      --seed N           sampling seed: the same seed gives the same caption (default 0)\n"
+    "      --seed N           sampling seed: the same seed gives the same caption\n"
+    "                         (default 0; implies --sample)\n"
     "      --max-tokens N     at most N new tokens (default 50); more than the model's\n"
     "                         context (256 for the published model) is a usage error,\n"
     "                         the default is capped to it quietly\n"
     "      --no-repeat-ngram N  forbid any N-gram from appearing twice; 0 = off\n"
     "                         (default 3 for beam search, 0 for greedy and sampling)\n"
-    "      --length-penalty A beam score = sum(log p) / length^A (default 1.0)\n"
+    "      --length-penalty A beam score = sum(log p) / length^A (default 1.0; beam only)\n"
+    "                         One mode at most: a sampling parameter with --greedy or\n"
+    "                         --beam, or --length-penalty without beam search, is a\n"
+    "                         usage error\n"
     "\n"
     "Images:\n"
     "      --no-autorotate    ignore EXIF orientation (exactly what the published model saw)\n"
     "      --fast-decode      let JPEGs shrink on load (faster, pixels differ slightly)\n"
     "      --accept-truncated caption what can be decoded of a truncated file\n"
-    "      --max-pixels N     refuse images larger than N pixels (default 100000000)\n"
+    "      --max-pixels N     refuse images larger than N pixels (1 to 100000000,\n"
+    "                         the default)\n"
+    "                         Only regular files of 1 byte to 60 MiB are read, in\n"
+    "                         every mode: a directory, FIFO, socket or device is an\n"
+    "                         error line, never read\n"
     "\n"
     "Performance:\n"
-    "  -b, --batch N          images per encoder pass and captions decoded together (default 8)\n"
-    "  -t, --threads N        compute threads (default: all cores)\n"
+    "  -b, --batch N          images per encoder pass and captions decoded together\n"
+    "                         (1 to 64, default 8)\n"
+    "  -t, --threads N        compute threads (default: the CPUs this process may use)\n"
     "\n"
     "  -h, --help             this text\n"
     "      --version          version\n"
     "\n"
     "Exit status: 0 every line captioned, 1 some lines failed (each has its error\n"
-    "line), 2 usage or model loading error.\n"
+    "line), 2 usage or model loading error, or standard input could not be read\n"
+    "(after the lines read so far) or standard output could not be written (at once).\n"
     "\n"
     "Example:\n"
     "  find photos -name '*.jpg' | vgpt-cli --model model_checkpoint.pth > captions.tsv\n";
@@ -101,6 +125,7 @@ enum {
 
 static const struct option long_opts[] = {
     {"model", required_argument, 0, 'm'},      {"format", required_argument, 0, 'f'},
+    {"null", no_argument, 0, '0'},
     {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
     {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
     {"greedy", no_argument, 0, OPT_GREEDY},    {"beam", required_argument, 0, OPT_BEAM},
@@ -125,34 +150,58 @@ static int bad(const char *opt, const char *val, const char *want) {
     return 2;
 }
 
+/* The decoding mode and the option that chose it, so that a second option
+ * wanting another mode is reported with both names. */
+typedef struct mode_pick {
+    int mode; /* vgpt_mode, -1 = none chosen (beam search) */
+    const char *by;
+} mode_pick;
+
+static const char *mode_name(int mode) {
+    return mode == VGPT_GREEDY ? "greedy decoding" : mode == VGPT_BEAM ? "beam search" : "sampling";
+}
+
+/* Option `name` needs decoding mode `mode`; 2 after a usage error when an
+ * earlier option chose another (the last one silently winning would run a
+ * mode the user did not ask for). */
+static int want_mode(mode_pick *m, int mode, const char *name) {
+    if (m->by && m->mode != mode) {
+        fprintf(stderr, "vgpt-cli: %s and %s contradict each other: %s means %s, %s means %s (keep one)\n",
+                m->by, name, m->by, mode_name(m->mode), name, mode_name(mode));
+        return 2;
+    }
+    m->mode = mode;
+    if (!m->by) m->by = name;
+    return 0;
+}
+
 /* Applies one decoding option; returns 0, or 2 after printing a usage error. */
-static int decode_opt(int c, const char *arg, cli_opts *o, int *mode, int *ngram) {
+static int decode_opt(int c, const char *arg, cli_opts *o, mode_pick *mode, int *ngram) {
     long l;
     float f;
     switch (c) {
-    case OPT_GREEDY: *mode = VGPT_GREEDY; return 0;
-    case OPT_SAMPLE: *mode = VGPT_SAMPLE; return 0;
+    case OPT_GREEDY: return want_mode(mode, VGPT_GREEDY, "--greedy");
+    case OPT_SAMPLE: return want_mode(mode, VGPT_SAMPLE, "--sample");
     case OPT_BEAM:
         if (vgpt_opt_long("vgpt-cli", "beam", arg, 1, VGPT_GEN_MAX_BEAMS, &l)) return 2;
-        *mode = VGPT_BEAM;
         o->gen.beams = (int)l;
-        return 0;
+        return want_mode(mode, VGPT_BEAM, "--beam");
     case OPT_TEMP:
         if (vgpt_opt_float("vgpt-cli", "temperature", arg, 0.0f, VGPT_GEN_MAX_TEMPERATURE, &f)) return 2;
         o->gen.temperature = f;
-        break;
+        return want_mode(mode, VGPT_SAMPLE, "--temperature");
     case OPT_TOPK:
         if (vgpt_opt_long("vgpt-cli", "top-k", arg, 0, VGPT_GEN_MAX_TOP_K, &l)) return 2;
         o->gen.top_k = (int)l;
-        break;
+        return want_mode(mode, VGPT_SAMPLE, "--top-k");
     case OPT_TOPP:
         if (vgpt_opt_float("vgpt-cli", "top-p", arg, VGPT_GEN_MIN_TOP_P, 1.0f, &f)) return 2;
         o->gen.top_p = f;
-        break;
+        return want_mode(mode, VGPT_SAMPLE, "--top-p");
     case OPT_SEED:
         if (vgpt_opt_long("vgpt-cli", "seed", arg, 0, __LONG_MAX__, &l)) return 2;
         o->gen.seed = (uint64_t)l;
-        return 0;
+        return want_mode(mode, VGPT_SAMPLE, "--seed");
     case OPT_MAXTOK:
         if (vgpt_opt_long("vgpt-cli", "max-tokens", arg, 1, VGPT_GEN_MAX_TOKENS, &l)) return 2;
         o->gen.max_tokens = (int)l;
@@ -165,9 +214,8 @@ static int decode_opt(int c, const char *arg, cli_opts *o, int *mode, int *ngram
     case OPT_LP:
         if (vgpt_opt_float("vgpt-cli", "length-penalty", arg, -VGPT_GEN_MAX_LENGTH_PENALTY, VGPT_GEN_MAX_LENGTH_PENALTY, &f)) return 2;
         o->gen.length_penalty = f;
-        return 0;
+        return want_mode(mode, VGPT_BEAM, "--length-penalty");
     }
-    if (*mode < 0) *mode = VGPT_SAMPLE; /* a sampling parameter alone means sampling */
     return 0;
 }
 
@@ -180,8 +228,8 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
         else if (!strcmp(arg, "jsonl")) o->format = FMT_JSONL;
         else return bad("format", arg, "tsv or jsonl");
         return 0;
-    case 'b':
-        if (vgpt_opt_long("vgpt-cli", "batch", arg, 1, 256, &l)) return 2;
+    case 'b': /* the embedded encoderd's limit; the same in-process */
+        if (vgpt_opt_long("vgpt-cli", "batch", arg, 1, VGPT_IMAGE_MAX_BATCH, &l)) return 2;
         o->batch = (int)l;
         return 0;
     case 't':
@@ -189,11 +237,12 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
         o->threads = (int)l;
         return 0;
     case 'v': o->verbose = 1; return 0;
+    case '0': o->null_input = 1; return 0;
     case OPT_NOROT: o->image.autorotate = 0; return 0;
     case OPT_FAST: o->image.fast_decode = 1; return 0;
     case OPT_TRUNC: o->image.accept_truncated = 1; return 0;
     case OPT_MAXPIX:
-        if (vgpt_opt_long("vgpt-cli", "max-pixels", arg, 1, __LONG_MAX__, &l)) return 2;
+        if (vgpt_opt_long("vgpt-cli", "max-pixels", arg, 1, (long)VGPT_IMAGE_MAX_PIXELS, &l)) return 2;
         o->image.max_pixels = (uint64_t)l;
         return 0;
     case OPT_PROGRESS: o->progress = 1; return 0;
@@ -232,28 +281,32 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
     return 2;
 }
 
+/* --help, --version: 1, or 2 when standard output cannot take it (a full
+ * disk must not pass for success). */
+static int print_info(const char *text) {
+    errno = 0;
+    if (fputs(text, stdout) >= 0 && fflush(stdout) == 0) return 1;
+    fprintf(stderr, "vgpt-cli: writing to standard output: %s\n", strerror(errno ? errno : EIO));
+    return 2;
+}
+
 int cli_parse(int argc, char **argv, cli_opts *o) {
     memset(o, 0, sizeof *o);
     vgpt_gen_opts_default(&o->gen);
     vgpt_image_opts_default(&o->image);
     o->model = getenv("VGPT_MODEL");
     o->batch = 8;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = vgpt_cpu_count();
     o->threads = ncpu > 0 ? (int)ncpu : 1;
     o->progress = -1;
     o->window = 32;
     o->retry_after = 300;
-    int mode = -1, ngram = -1, c, rc;
+    mode_pick mode = {-1, NULL};
+    int ngram = -1, c, rc;
     opterr = 1;
-    while ((c = getopt_long(argc, argv, "m:f:b:t:vh", long_opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(usage_text, stdout);
-            return 1;
-        }
-        if (c == OPT_VERSION) {
-            puts("vgpt-cli 0.1.0");
-            return 1;
-        }
+    while ((c = getopt_long(argc, argv, "m:f:b:t:vh0", long_opts, NULL)) != -1) {
+        if (c == 'h' || c == OPT_VERSION)
+            return print_info(c == 'h' ? usage_text : "vgpt-cli 0.1.0\n");
         if (c >= OPT_GREEDY && c <= OPT_LP) rc = decode_opt(c, optarg, o, &mode, &ngram);
         else rc = other_opt(c, optarg, o);
         if (rc) return rc;
@@ -266,8 +319,18 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
         fprintf(stderr, "vgpt-cli: no model: pass --model PATH or set VGPT_MODEL (see README: Model weights)\n");
         return 2;
     }
-    o->gen.mode = mode < 0 ? VGPT_BEAM : (vgpt_mode)mode;
+    o->gen.mode = mode.mode < 0 ? VGPT_BEAM : (vgpt_mode)mode.mode;
     o->gen.no_repeat_ngram = ngram >= 0 ? ngram : (o->gen.mode == VGPT_BEAM ? 3 : 0);
+    if (o->in_process && (o->connect || o->reply)) {
+        fprintf(stderr, "vgpt-cli: --in-process and %s contradict each other: --in-process runs no daemons, "
+                        "%s is for running ones (keep one)\n", o->connect ? "--connect" : "--reply",
+                o->connect ? "--connect" : "--reply");
+        return 2;
+    }
+    if (o->reply && !o->connect) {
+        fprintf(stderr, "vgpt-cli: --reply needs --connect (the embedded pipeline picks its own endpoints)\n");
+        return 2;
+    }
     if (o->connect && !o->reply) {
         fprintf(stderr, "vgpt-cli: --connect needs --reply EP, the endpoint the decoders send results to\n");
         return 2;

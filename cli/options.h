@@ -27,6 +27,7 @@ typedef struct cli_opts {
     char cache_buf[4096];
     int batch;             /* images per encoder pass */
     int threads;
+    int null_input;        /* -0/--null: paths on stdin end with NUL, not newline */
     int progress;          /* -1 auto (stderr is a tty), 0 off, 1 on */
     int verbose;
 } cli_opts;

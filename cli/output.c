@@ -1,6 +1,7 @@
 /* output.c - see output.h. */
 #include "output.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,16 +9,53 @@
 
 #include "json.h"
 
-void cli_print_result(FILE *f, out_format fmt, const cli_result *r) {
-    if (fmt == FMT_TSV) {
-        if (r->error)
-            fprintf(f, "%s\tERROR: %s\n", r->path, r->error);
-        else
-            fprintf(f, "%s\t%s\n", r->path, r->caption);
-        return;
+/* Reports a failed write once, with the errno of the write. */
+static int write_failed(void) {
+    int e = errno ? errno : EIO;
+    fprintf(stderr, "vgpt-cli: writing results to standard output: %s\n", strerror(e));
+    return -1;
+}
+
+/* TSV's escapes: the bytes that would end a line or a column, the
+ * backslash that starts an escape, and NUL (only in a bad input line). */
+static const char *tsv_escape(char c) {
+    switch (c) {
+    case '\\': return "\\\\";
+    case '\t': return "\\t";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\0': return "\\0";
+    default: return NULL;
     }
+}
+
+static void tsv_field(FILE *f, const char *s, size_t len) {
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *esc = tsv_escape(s[i]);
+        if (!esc) continue;
+        fwrite(s + run, 1, i - run, f);
+        fputs(esc, f);
+        run = i + 1;
+    }
+    fwrite(s + run, 1, len - run, f);
+}
+
+static void print_tsv(FILE *f, const cli_result *r) {
+    tsv_field(f, r->path, r->path_len);
+    if (r->error) {
+        fputs("\tERROR: ", f);
+        tsv_field(f, r->error, strlen(r->error));
+    } else {
+        fputc('\t', f);
+        tsv_field(f, r->caption, strlen(r->caption));
+    }
+    fputc('\n', f);
+}
+
+static void print_jsonl(FILE *f, const cli_result *r) {
     fputs("{\"path\":", f);
-    vgpt_json_write_str(f, r->path, strlen(r->path));
+    vgpt_json_write_str(f, r->path, r->path_len);
     if (r->error) {
         fputs(",\"error\":", f);
         vgpt_json_write_str(f, r->error, strlen(r->error));
@@ -29,6 +67,39 @@ void cli_print_result(FILE *f, out_format fmt, const cli_result *r) {
         fputc(']', f);
     }
     fputs("}\n", f);
+}
+
+int cli_print_result(FILE *f, out_format fmt, const cli_result *r) {
+    errno = 0;
+    if (fmt == FMT_TSV) print_tsv(f, r);
+    else print_jsonl(f, r);
+    return ferror(f) ? write_failed() : 0;
+}
+
+int cli_output_flush(FILE *f) {
+    errno = 0;
+    return fflush(f) || ferror(f) ? write_failed() : 0;
+}
+
+/* close() reports what a file system deferred (NFS, quotas), so the very
+ * last bytes count too. */
+int cli_output_close(FILE *f) {
+    if (cli_output_flush(f)) {
+        fclose(f);
+        return -1;
+    }
+    errno = 0;
+    return fclose(f) ? write_failed() : 0;
+}
+
+int cli_result_set_path(cli_result *r, const char *path, size_t len, const char *bad) {
+    r->path = malloc(len + 1);
+    if (!r->path) return -1;
+    memcpy(r->path, path, len);
+    r->path[len] = 0;
+    r->path_len = len;
+    if (bad && !(r->error = strdup(bad))) return -1;
+    return 0;
 }
 
 void cli_result_free(cli_result *r) {

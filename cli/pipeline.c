@@ -1,22 +1,23 @@
 /* pipeline.c - see pipeline.h. */
 #include "pipeline.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "image.h"
+#include "input.h"
+#include "model.h"
 #include "output.h"
 #include "proto.h"
 #include "spawn.h"
+#include "tokenizer.h"
 #include "zsock.h"
 
-#define MAX_FILE_BYTES (60u << 20) /* below the daemons' 64 MiB frame limit */
 #define SEND_WAIT_MS 100           /* a send that cannot be queued waits this long, then results are read */
 #define MONITOR_EP "inproc://vgpt-cli-monitor"
 
@@ -54,10 +55,9 @@ static item *at(client *c, size_t i) { return &c->items[i - c->base]; }
 static int send_request(client *c, size_t i) {
     item *it = at(c, i);
     vgpt_err err;
-    struct stat st;
-    FILE *f = NULL;
-    void *bytes = NULL, *buf = NULL;
-    size_t len = 0;
+    uint8_t *bytes = NULL;
+    void *buf = NULL;
+    size_t n_bytes = 0, len = 0;
     int rc;
     if (!it->first_try) it->first_try = vgpt_now();
     if (c->unreachable) {
@@ -65,25 +65,8 @@ static int send_request(client *c, size_t i) {
                      c->o->timeout, c->refused ? " (a preprocd refused this client's CURVE key)" : "");
         goto fail;
     }
-    if (stat(it->res.path, &st)) {
-        vgpt_err_set(&err, "%s: %s", it->res.path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        vgpt_err_set(&err, "%s: not a regular file", it->res.path);
-        goto fail;
-    }
-    if ((size_t)st.st_size > MAX_FILE_BYTES) {
-        vgpt_err_set(&err, "%s: file is %lld bytes, more than the %u MiB a request may carry", it->res.path,
-                     (long long)st.st_size, MAX_FILE_BYTES >> 20);
-        goto fail;
-    }
-    bytes = malloc(st.st_size ? st.st_size : 1);
-    f = fopen(it->res.path, "rb");
-    if (!f || !bytes || fread(bytes, 1, st.st_size, f) != (size_t)st.st_size) {
-        vgpt_err_set(&err, "%s: cannot read: %s", it->res.path, strerror(errno ? errno : EIO));
-        goto fail;
-    }
+    /* the checks, limits and messages of --in-process (a FIFO never blocks) */
+    if (vgpt_image_read_file(it->res.path, &bytes, &n_bytes, &err)) goto fail;
     vgpt_msg m;
     vgpt_msg_init(&m, VGPT_MSG_IMAGE);
     m.id = i + 1;
@@ -92,10 +75,9 @@ static int send_request(client *c, size_t i) {
     m.img = c->o->image;
     m.gen = c->o->gen;
     m.bytes = bytes;
-    m.n_bytes = st.st_size;
+    m.n_bytes = n_bytes;
     if (vgpt_msg_pack(&m, &buf, &len, &err) || (rc = vgpt_zsock_send_owned(c->push, buf, len, 0, &err)) < 0)
         goto fail;
-    fclose(f);
     free(bytes);
     if (rc == 1) return 1;
     if (it->state != IN_FLIGHT) c->in_flight++;
@@ -105,7 +87,6 @@ static int send_request(client *c, size_t i) {
     it->attempt++;
     return 0;
 fail:
-    if (f) fclose(f);
     free(bytes);
     if (it->state == IN_FLIGHT) c->in_flight--;
     it->res.error = strdup(err.msg);
@@ -142,6 +123,20 @@ static void read_monitor(client *c) {
     }
 }
 
+/* A stage's ERROR names the request's bytes "request ID" (preprocd) or not
+ * at all; the error line names the path the user gave, in front of the
+ * reason, exactly as --in-process words it (and cut as vgpt_err cuts it). */
+static char *name_error(const char *path, const vgpt_msg *m) {
+    char stage_name[48];
+    const char *e = m->error;
+    size_t n = m->error_len;
+    int k = snprintf(stage_name, sizeof stage_name, "request %llu: ", (unsigned long long)m->id);
+    if (k > 0 && n >= (size_t)k && !memcmp(e, stage_name, (size_t)k)) e += k, n -= (size_t)k;
+    vgpt_err err;
+    vgpt_err_set(&err, "%s: %.*s", path, (int)n, e);
+    return strdup(err.msg);
+}
+
 /* Stores a CAPTION or ERROR for its request; duplicates and strays are ignored. */
 static void take_result(client *c, const vgpt_msg *m) {
     if (m->id == 0 || m->id - 1 < c->base || m->id - 1 >= c->base + c->n) return;
@@ -153,17 +148,17 @@ static void take_result(client *c, const vgpt_msg *m) {
         if (it->res.tokens) memcpy(it->res.tokens, m->tokens, m->n_tokens * sizeof *m->tokens);
         it->res.n_tokens = m->n_tokens;
     } else {
-        char buf[4400];
-        snprintf(buf, sizeof buf, "%.*s", (int)m->error_len, m->error);
-        it->res.error = strdup(buf);
+        it->res.error = name_error(it->res.path, m);
     }
     it->state = DONE;
     c->in_flight--;
 }
 
-static void drain_results(client *c, int timeout_ms) {
-    zmq_pollitem_t p = {c->pull, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&p, 1, timeout_ms);
+/* Waits up to timeout_ms for results (or for input on in_fd, when >= 0, so
+ * that a new line is read as soon as it comes), then takes every result. */
+static void drain_results(client *c, int in_fd, int timeout_ms) {
+    zmq_pollitem_t p[2] = {{c->pull, 0, ZMQ_POLLIN, 0}, {NULL, in_fd, ZMQ_POLLIN, 0}};
+    int rc = zmq_poll(p, in_fd >= 0 ? 2 : 1, timeout_ms);
     read_monitor(c);
     if (rc <= 0) return;
     for (;;) {
@@ -185,27 +180,31 @@ static void drain_results(client *c, int timeout_ms) {
     }
 }
 
-/* Prints the finished prefix, in input order, and forgets it. */
-static void flush_done(client *c, FILE *out) {
+/* Prints the finished prefix, in input order, and forgets it; -1 when
+ * standard output failed (reported: the run stops at once). */
+static int flush_done(client *c, FILE *out) {
     size_t k = 0;
+    int rc = 0;
     if (c->n && c->items[0].state == DONE) cli_progress_clear(&c->pg);
     while (k < c->n && c->items[k].state == DONE) {
-        cli_print_result(out, c->o->format, &c->items[k].res);
+        if (!rc) rc = cli_print_result(out, c->o->format, &c->items[k].res);
         c->failed += c->items[k].res.error != NULL;
         c->pg.errors += c->items[k].res.error != NULL;
         c->pg.done++;
         cli_result_free(&c->items[k].res);
         k++;
     }
-    if (!k) return;
-    fflush(out);
+    if (!k) return 0;
     memmove(c->items, c->items + k, (c->n - k) * sizeof *c->items);
     c->n -= k;
     c->base += k;
+    if (rc || cli_output_flush(out)) return -1;
     cli_progress_update(&c->pg, 0);
+    return 0;
 }
 
-static int add_line(client *c, const char *path) {
+/* A new input entry; one that is not a path is done at once (its error line). */
+static int add_line(client *c, const cli_entry *e) {
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 256;
         item *p = realloc(c->items, cap * sizeof *p);
@@ -213,10 +212,10 @@ static int add_line(client *c, const char *path) {
         c->items = p;
         c->cap = cap;
     }
-    memset(&c->items[c->n], 0, sizeof *c->items);
-    c->items[c->n].res.path = strdup(path);
-    c->n++;
-    return c->items[c->n - 1].res.path ? 0 : -1;
+    item *it = &c->items[c->n++];
+    memset(it, 0, sizeof *it);
+    if (e->bad) it->state = DONE;
+    return cli_result_set_path(&it->res, e->path, e->len, e->bad);
 }
 
 /* Re-sends requests past their deadline (all of them when `all`), until a
@@ -242,26 +241,30 @@ static void expire(client *c) {
     for (size_t k = 0; k < c->n; k++) {
         item *it = &c->items[k];
         if (it->state == DONE || !it->first_try || now - it->first_try <= c->o->timeout) continue;
-        char msg[4400];
-        snprintf(msg, sizeof msg, "%s: no result within --timeout %g s (%u attempts%s)", it->res.path, c->o->timeout,
-                 it->attempt, c->refused ? "; a preprocd refused this client's CURVE key" : "");
+        vgpt_err err;
+        vgpt_err_set(&err, "%s: no result within --timeout %g s (%u attempts%s)", it->res.path, c->o->timeout,
+                     it->attempt, c->refused ? "; a preprocd refused this client's CURVE key" : "");
         if (it->state == IN_FLIGHT) c->in_flight--;
         else c->unreachable = 1;
-        it->res.error = strdup(msg);
+        it->res.error = strdup(err.msg);
         it->state = DONE;
     }
 }
 
-static char *clean_line(char *line) {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isspace((unsigned char)line[i])) return line;
-    return NULL;
+/* Each daemon would fail on a bad checkpoint, config.json or tokenizer file
+ * in its own log (or block on a FIFO): find out first, in one line, as
+ * --in-process does.  Only the index and the small files are read. */
+static int check_model(const cli_opts *o, const char *argv0, vgpt_err *err) {
+    int ctx;
+    vgpt_tok *tok;
+    if (vgpt_model_peek_context(o->model, &ctx, err) || vgpt_tok_load(o->model, argv0, &tok, err)) return -1;
+    vgpt_tok_free(tok);
+    return 0;
 }
 
 static int connect_all(client *c, const char *argv0, vgpt_err *err) {
     const cli_opts *o = c->o;
+    if (!o->connect && check_model(o, argv0, err)) return -1;
     c->zctx = zmq_ctx_new();
     if (!c->zctx) return vgpt_err_set(err, "zmq_ctx_new: %s", zmq_strerror(errno));
     const char *pre = o->connect, *reply = o->reply;
@@ -304,38 +307,46 @@ int cli_run_pipeline(const cli_opts *o, const char *argv0, FILE *in, FILE *out) 
     if (connect_all(&c, argv0, &err)) {
         fprintf(stderr, "vgpt-cli: %s\n", err.msg);
         if (c.embedded_on || c.emb.dir[0]) cli_embedded_stop(&c.emb);
+        if (c.push) zmq_close(c.push);
+        if (c.pull) zmq_close(c.pull);
+        if (c.zctx) zmq_ctx_term(c.zctx); /* no socket is left open to block it */
+        vgpt_curve_free(&c.curve);
         return 2;
     }
     cli_progress_start(&c.pg, o->progress);
-    char *line = NULL;
-    size_t cap = 0;
-    int eof = 0, rc = 0;
+    cli_input input;
+    cli_entry ent;
+    cli_input_init(&input, fileno(in), o->null_input);
+    int eof = 0, rc = 2, r = 0;
     while (!eof || c.n > 0) {
         send_waiting(&c);
+        /* read input only while there is room, and never wait for it: results
+         * are printed (and a write error seen) while a producer is slow */
         while (!eof && c.next_unsent == c.base + c.n && c.in_flight < (size_t)o->window) {
-            if (getline(&line, &cap, in) < 0) {
-                eof = 1;
+            if ((r = cli_input_next(&input, &ent, 0)) < 0) break;
+            if (r == 0) {
+                eof = 1; /* or a read error: reported once what was read is out */
                 break;
             }
-            char *p = clean_line(line);
-            if (!p) continue;
-            if (add_line(&c, p)) {
+            if (add_line(&c, &ent)) {
                 fprintf(stderr, "vgpt-cli: out of memory\n");
-                rc = 2;
                 goto done;
             }
             send_waiting(&c);
         }
-        drain_results(&c, c.in_flight || c.next_unsent < c.base + c.n ? 100 : 0);
-        if (c.embedded_on && cli_embedded_supervise(&c.emb)) resend(&c, 1);
-        else resend(&c, 0);
+        int want_input = !eof && c.next_unsent == c.base + c.n && c.in_flight < (size_t)o->window;
+        drain_results(&c, want_input ? input.fd : -1, c.in_flight || c.next_unsent < c.base + c.n || want_input ? 100 : 0);
+        int restarted = c.embedded_on ? cli_embedded_supervise(&c.emb) : 0;
+        if (restarted < 0) goto done; /* a daemon keeps dying (said on stderr): exit 2 */
+        resend(&c, restarted > 0);
         expire(&c);
-        flush_done(&c, out);
+        if (flush_done(&c, out)) goto done;
     }
     cli_progress_update(&c.pg, 1);
-    rc = c.failed ? 1 : 0;
+    int read_failed = cli_input_failed(&input);
+    if (!cli_output_close(out) && !read_failed) rc = c.failed ? 1 : 0;
 done:
-    free(line);
+    cli_input_free(&input);
     for (size_t k = 0; k < c.n; k++) cli_result_free(&c.items[k].res);
     free(c.items);
     if (c.mon) zmq_socket_monitor(c.push, NULL, 0), zmq_close(c.mon);

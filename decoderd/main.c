@@ -3,6 +3,7 @@
  * (one GEMM per weight matrix), new requests join between steps, and each
  * caption is sent to its reply_to the moment it finishes. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "model.h"
 #include "node.h"
 #include "opts.h"
+#include "pool.h"
 #include "tokenizer.h"
 #include "kernels.h"
 
@@ -59,7 +61,7 @@ static const char usage_text[] =
     "\n"
     "  -l, --listen EP        endpoint to bind, e.g. ipc:///run/vgpt/dec or tcp://*:5557\n"
     "  -m, --model PATH       checkpoint (.pth); default $VGPT_MODEL\n"
-    "  -t, --threads N        compute threads (default: all cores)\n"
+    "  -t, --threads N        compute threads (default: the CPUs this process may use)\n"
     "      --max-seqs N       sequences stepped together at most (beams count; default 64)\n"
     VGPT_NODE_USAGE
     "  -h, --help             this text\n"
@@ -74,7 +76,7 @@ static int parse(int argc, char **argv, dec_opts *o) {
     static const struct option lo[] = {{"listen", 1, 0, 'l'},  {"model", 1, 0, 'm'},
                                        {"threads", 1, 0, 't'}, {"max-seqs", 1, 0, 'S'},
                                        VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = vgpt_cpu_count();
     *o = (dec_opts){.model = getenv("VGPT_MODEL"), .threads = ncpu > 0 ? ncpu : 1, .max_seqs = 64};
     vgpt_node_opts_default(&o->node);
     int c;
@@ -126,6 +128,16 @@ static void free_live(live *l) {
     free(l);
 }
 
+/* Index of the first NaN or Inf of n floats, or -1.  Such tokens come from a
+ * damaged cache or a broken encoder; decoded, they give a confident garbage
+ * caption ("!!!!": every logit NaN, argmax 0) that nothing downstream can tell
+ * from a real one, so they are an error for the request instead. */
+static long first_non_finite(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return (long)i;
+    return -1;
+}
+
 /* Cross K/V for the request's visual tokens, then a decoding job for it. */
 static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
     const vgpt_wire_tensor *t = &m->tensor;
@@ -148,6 +160,12 @@ static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
         if (!widened) return vgpt_err_set(err, "out of memory");
         for (size_t i = 0; i < (size_t)L * C; i++) widened[i] = vgpt_half_to_float(((const uint16_t *)t->data)[i]);
         vis = widened;
+    }
+    long bad = first_non_finite(vis, (size_t)L * C);
+    if (bad >= 0) {
+        free(widened);
+        return vgpt_err_set(err, "visual tokens contain NaN/Inf (first at token %ld, channel %ld of [%d,%d])", bad / C,
+                            bad % C, L, C);
     }
     live *l = calloc(1, sizeof *l);
     int rc = l ? vgpt_gpt_run_cross_kv(&x->dec, vis, 1, L, &l->xkv, err) : vgpt_err_set(err, "out of memory");

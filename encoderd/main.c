@@ -15,6 +15,7 @@
 #include "model.h"
 #include "node.h"
 #include "opts.h"
+#include "pool.h"
 #include "token_cache.h"
 
 #define MAX_BATCH 64
@@ -49,7 +50,7 @@ static const char usage_text[] =
     "  -l, --listen EP        endpoint to bind, e.g. ipc:///run/vgpt/enc or tcp://*:5556\n"
     "  -n, --next EP[,EP]     decoderd endpoint(s) to connect to (load-balanced)\n"
     "  -m, --model PATH       checkpoint (.pth); default $VGPT_MODEL\n"
-    "  -t, --threads N        OpenBLAS threads (default: all cores)\n"
+    "  -t, --threads N        OpenBLAS threads (default: the CPUs this process may use)\n"
     "  -b, --batch N          images per encoder pass, at most (default 8, max 64)\n"
     "      --batch-wait-ms N  how long to wait for a batch to fill (default 5)\n"
     "      --cache DIR        visual-token cache (LMDB) directory; none by default\n"
@@ -65,7 +66,7 @@ static int parse(int argc, char **argv, enc_opts *o) {
         {"listen", 1, 0, 'l'}, {"next", 1, 0, 'n'}, {"model", 1, 0, 'm'}, {"threads", 1, 0, 't'},
         {"batch", 1, 0, 'b'},  {"batch-wait-ms", 1, 0, 'w'}, {"cache", 1, 0, 'c'}, {"cache-max-mb", 1, 0, 'M'},
         VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = 0, .batch = 8, .wait_ms = 5, .cache_mb = 2048};
+    *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = vgpt_cpu_count(), .batch = 8, .wait_ms = 5, .cache_mb = 2048};
     vgpt_node_opts_default(&o->node);
     int c;
     while ((c = vgpt_node_getopt(argc, argv, "l:n:m:t:b:h", lo, "encoderd", &o->node)) != -1) {
@@ -178,8 +179,9 @@ static void stats(void *ctx, char *buf, size_t cap) {
     enc_ctx *x = ctx;
     vgpt_cache_stats cs;
     vgpt_cache_stats_get(x->cache, &cs);
-    snprintf(buf, cap, "cache %s: %llu hits, %llu misses, %llu entries", cs.disabled ? "off" : "on",
-             (unsigned long long)cs.hits, (unsigned long long)cs.misses, (unsigned long long)cs.entries);
+    snprintf(buf, cap, "cache %s: %llu hits, %llu misses, %llu entries, %llu damaged", cs.disabled ? "off" : "on",
+             (unsigned long long)cs.hits, (unsigned long long)cs.misses, (unsigned long long)cs.entries,
+             (unsigned long long)cs.damaged);
 }
 
 int main(int argc, char **argv) {

@@ -6,7 +6,6 @@
 #include "ckpt.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "half.h"
 #include "pickle.h"
 #include "zipread.h"
@@ -28,6 +28,7 @@ struct vgpt_ckpt {
     size_t *by_name;      /* indices sorted by name, for find() */
     void **owned;         /* aligned copies of misaligned storages */
     const uint8_t **owned_src;
+    size_t *owned_size;   /* bytes of each copy: a damaged zip may give two entries one offset, other sizes */
     size_t n_owned;
 };
 
@@ -140,16 +141,20 @@ static int is_contiguous(const vgpt_tensor *t) {
 static int storage_bytes(ctx *c, const uint8_t *src, size_t size, size_t align, const uint8_t **out) {
     vgpt_ckpt *ck = c->ck;
     if (align <= 1 || (uintptr_t)src % align == 0) { *out = src; return 0; }
+    /* one copy per storage, so tied tensors keep sharing one pointer */
     for (size_t i = 0; i < ck->n_owned; i++)
-        if (ck->owned_src[i] == src) { *out = ck->owned[i]; return 0; }
+        if (ck->owned_src[i] == src && ck->owned_size[i] == size) { *out = ck->owned[i]; return 0; }
     void **o = realloc(ck->owned, (ck->n_owned + 1) * sizeof *o);
     if (o) ck->owned = o;
     const uint8_t **s = o ? realloc(ck->owned_src, (ck->n_owned + 1) * sizeof *s) : NULL;
     if (s) ck->owned_src = s;
-    void *copy = s ? malloc(size ? size : 1) : NULL;
+    size_t *z = s ? realloc(ck->owned_size, (ck->n_owned + 1) * sizeof *z) : NULL;
+    if (z) ck->owned_size = z;
+    void *copy = z ? malloc(size ? size : 1) : NULL;
     if (!copy) return vgpt_err_set(c->err, "%s: out of memory copying a misaligned storage", ck->path);
     memcpy(copy, src, size);
     ck->owned[ck->n_owned] = copy;
+    ck->owned_size[ck->n_owned] = size;
     ck->owned_src[ck->n_owned++] = src;
     *out = copy;
     return 0;
@@ -329,19 +334,9 @@ int vgpt_ckpt_open_mem(const void *data, size_t size, const char *name, vgpt_ckp
 
 int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return vgpt_err_set(err, "%s: cannot open checkpoint: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb)) {
-        int e = errno;
-        close(fd);
-        return vgpt_err_set(err, "%s: cannot stat checkpoint: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return vgpt_err_set(err, "%s: %s, expected a checkpoint file", path,
-                            S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
-    }
+    int fd = vgpt_file_open(path, "a checkpoint file", &sb, err);
+    if (fd < 0) return -1;
     if (sb.st_size == 0) {
         close(fd);
         return vgpt_err_set(err, "%s: empty file (expected a torch.save checkpoint)", path);
@@ -380,6 +375,7 @@ void vgpt_ckpt_free(vgpt_ckpt *ck) {
     for (size_t i = 0; i < ck->n_owned; i++) free(ck->owned[i]);
     free(ck->owned);
     free(ck->owned_src);
+    free(ck->owned_size);
     free(ck->tensors);
     free(ck->by_name);
     if (ck->mapped) munmap((void *)ck->map, ck->size);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file.h"
 #include "json.h"
 
 #define CONFIG_MAX_VALUE (1 << 24) /* no sane size or count is larger */
@@ -102,7 +103,7 @@ int vgpt_config_load(const char *ckpt_path, vgpt_config *cfg, vgpt_err *err) {
         return vgpt_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
     }
     vgpt_json_doc *doc;
-    if (vgpt_json_parse_file(path, &doc, err)) return -1;
+    if (vgpt_file_read_json(path, &doc, err)) return -1;
     int rc = read_fields(vgpt_json_root(doc), cfg, path, err);
     vgpt_json_free(doc);
     if (rc) {

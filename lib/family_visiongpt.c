@@ -96,8 +96,17 @@ static int bind_heads(vgpt_binder *b, const vgpt_config *cfg, int q_rows) {
     if (r->head_dim <= 0 && r->n_heads > 0) r->head_dim = q_rows / r->n_heads;
     if (r->n_heads <= 0 || r->head_dim <= 0 || r->n_heads * r->head_dim != q_rows) {
         b->failed = 1;
-        return vgpt_err_set(b->err, "%s: " RS "to_q.0.weight has %d rows, not perceiver_heads x perceiver_dim_head (%d x %d)",
-                            path, q_rows, cfg->perceiver_heads, cfg->perceiver_dim_head);
+        /* say which setting is missing and where it would come from, never "-1" */
+        if (cfg->perceiver_heads <= 0 && cfg->perceiver_dim_head <= 0)
+            return vgpt_err_set(b->err, "%s: cannot tell the resampler's attention heads: " RS "to_q.0.weight has %d "
+                                "rows, not a multiple of the default head size 64, and perceiver_heads and "
+                                "perceiver_dim_head are not set (%s)", path, q_rows,
+                                cfg->path[0] ? "config.json sets neither" : "there is no config.json beside the checkpoint");
+        char h[24] = "not set", d[24] = "not set";
+        if (cfg->perceiver_heads > 0) snprintf(h, sizeof h, "%d", cfg->perceiver_heads);
+        if (cfg->perceiver_dim_head > 0) snprintf(d, sizeof d, "%d", cfg->perceiver_dim_head);
+        return vgpt_err_set(b->err, "%s: " RS "to_q.0.weight has %d rows, not perceiver_heads x perceiver_dim_head (%s x %s)",
+                            path, q_rows, h, d);
     }
     return 0;
 }

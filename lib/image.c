@@ -7,20 +7,16 @@
  * memory, and finish with the vertical pass. */
 #include "image.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <vips/vips.h>
 
+#include "file.h"
 #include "image_read.h"
 #include "image_resize.h"
 
 #define S VGPT_IMAGE_SIZE
-#define MAX_FILE_BYTES (1ULL << 30)
 #define STRIP 64  /* rows decoded per libvips request */
 
 /* Decoders explain themselves in warnings ("IDAT: invalid distance too far
@@ -207,54 +203,15 @@ done:
 }
 
 /* Whole file into memory; images are small next to what decoding them costs. */
-static int read_file(const char *path, uint8_t **data, size_t *len, vgpt_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return vgpt_err_set(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st)) {
-        close(fd);
-        return vgpt_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return vgpt_err_set(err, "%s: is a directory (expected an image file)", path);
-    }
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16;
-    size_t n = 0;
-    uint8_t *b = NULL;
-    for (;;) {
-        if (cap > MAX_FILE_BYTES + 1) {
-            free(b), close(fd);
-            return vgpt_err_set(err, "%s: file larger than %llu bytes", path, MAX_FILE_BYTES);
-        }
-        uint8_t *nb = realloc(b, cap);
-        if (!nb) {
-            free(b), close(fd);
-            return vgpt_err_set(err, "%s: out of memory reading %zu bytes", path, cap);
-        }
-        b = nb;
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            int e = errno;
-            free(b), close(fd);
-            return vgpt_err_set(err, "%s: read failed: %s", path, strerror(e));
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-        if (n == cap) cap *= 2;
-    }
-    close(fd);
-    *data = b;
-    *len = n;
-    return 0;
+int vgpt_image_read_file(const char *path, uint8_t **data, size_t *len, vgpt_err *err) {
+    return vgpt_file_read(path, "an image", VGPT_IMAGE_MAX_FILE_BYTES, data, len, err);
 }
 
 int vgpt_image_load_file(const char *path, const vgpt_image_opts *o,
                          uint8_t *out, vgpt_err *err) {
     uint8_t *data = NULL;
     size_t len = 0;
-    if (read_file(path, &data, &len, err)) return -1;
+    if (vgpt_image_read_file(path, &data, &len, err)) return -1;
     int rc = vgpt_image_load_buffer(data, len, path, o, out, err);
     free(data);
     return rc;

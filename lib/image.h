@@ -23,6 +23,10 @@ void vgpt_image_shutdown(void);
  * failures may see each other's libvips details in their messages. */
 int vgpt_image_load_buffer(const void *buf, size_t len, const char *name,
                            const vgpt_image_opts *o, uint8_t *out, vgpt_err *err);
+/* Reads an image file's bytes (malloc'ed) with the checks and limits of
+ * every mode: a regular file (never blocks on a FIFO), 1 byte to
+ * VGPT_IMAGE_MAX_FILE_BYTES.  Errors name the path. */
+int vgpt_image_read_file(const char *path, uint8_t **data, size_t *len, vgpt_err *err);
 /* Reads the file at path (errors name the path) and calls load_buffer. */
 int vgpt_image_load_file(const char *path, const vgpt_image_opts *o,
                          uint8_t *out, vgpt_err *err);

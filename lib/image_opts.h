@@ -9,6 +9,14 @@
 
 #define VGPT_IMAGE_SIZE 224
 #define VGPT_IMAGE_DEFAULT_MAX_PIXELS 100000000ULL
+/* The most --max-pixels may ask for, in vgpt-cli (both modes) and preprocd:
+ * the default, so a request never asks for more than a preprocd allows. */
+#define VGPT_IMAGE_MAX_PIXELS VGPT_IMAGE_DEFAULT_MAX_PIXELS
+/* Largest image file read, in every mode: a request carries the file's
+ * bytes, and the daemons drop frames over 64 MiB (VGPT_ZSOCK_MAXMSG). */
+#define VGPT_IMAGE_MAX_FILE_BYTES (60u << 20)
+/* Images per encoder pass at most (vgpt-cli --batch, encoderd --batch). */
+#define VGPT_IMAGE_MAX_BATCH 64
 
 typedef struct vgpt_image_opts {
     int autorotate;        /* honour EXIF orientation (default 1; 0 = published behaviour) */

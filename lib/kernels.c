@@ -4,10 +4,14 @@
 #include "kernels.h"
 
 #include <cblas.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 /* Debian's libopenblas exports this; declared here so cblas.h variants agree. */
@@ -17,8 +21,32 @@ void vgpt_set_threads(int n) {
     openblas_set_num_threads(n > 0 ? n : 1);
 }
 
+/* Executed through /proc/self/exe, a program is named "exe" (its comm, what
+ * ps, top, pgrep and killall match), and so are the threads OpenBLAS started
+ * while it loaded: give every thread back the name it was started as.
+ * (PR_SET_PDEATHSIG and the pid survive the exec; only the name changes.) */
+static void keep_name(char **argv) {
+    char comm[17] = "";
+    if (!argv || !argv[0] || prctl(PR_GET_NAME, comm) || strcmp(comm, "exe")) return;
+    const char *base = strrchr(argv[0], '/');
+    char name[16];
+    snprintf(name, sizeof name, "%s", base ? base + 1 : argv[0]);
+    prctl(PR_SET_NAME, name);
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *t; d && (t = readdir(d));) {
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", t->d_name);
+        int fd = t->d_name[0] == '.' ? -1 : open(path, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) (void)!write(fd, name, strlen(name)), close(fd);
+    }
+    if (d) closedir(d);
+}
+
 void vgpt_blas_quiet(char **argv) {
-    if (getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    if (getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        keep_name(argv);
+        return;
+    }
     if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)) return;
     execv("/proc/self/exe", argv);
 }

@@ -44,8 +44,10 @@ void vgpt_set_threads(int n);
  * the decoder's threads in the same process and from the other daemons on
  * the node.  OPENBLAS_THREAD_TIMEOUT=4 makes them sleep at once, but it is
  * read only when the library loads, so when it is unset this sets it and
- * re-executes the program (same pid, same argv).  Call it first in main();
- * a value the user set is kept, and a failed exec just continues. */
+ * re-executes the program (same pid, same argv, and the same process name:
+ * the name "exe" the re-exec gives is replaced by argv[0]'s).  Call it
+ * first in main(); a value the user set is kept, and a failed exec just
+ * continues. */
 void vgpt_blas_quiet(char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "json.h"
 
 #define ALPHABET 324 /* bytes_to_unicode() uses code points 0x21 .. 0x143 */
@@ -123,7 +124,7 @@ static int build(vgpt_tok *t, const vgpt_json *root, const char *path, vgpt_err 
 int vgpt_tok_load_file(const char *path, vgpt_tok **out, vgpt_err *err) {
     *out = NULL;
     vgpt_json_doc *doc;
-    if (vgpt_json_parse_file(path, &doc, err)) return -1;
+    if (vgpt_file_read_json(path, &doc, err)) return -1;
     const vgpt_json *root = vgpt_json_root(doc);
     int max_id = -1;
     vgpt_tok *t = calloc(1, sizeof *t);
@@ -187,7 +188,12 @@ int vgpt_tok_load(const char *ckpt_path, const char *argv0, vgpt_tok **out, vgpt
         char dir[4200];
         struct stat st;
         snprintf(dir, sizeof dir, "%.*stokenizer", slash ? (int)(slash - ckpt_path) + 1 : 0, ckpt_path);
-        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return vgpt_tok_load_dir(dir, out, err);
+        if (stat(dir, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) return vgpt_tok_load_dir(dir, out, err);
+            /* something else by that name is a damaged download: never skipped silently */
+            return vgpt_err_set(err, "%s: %s, expected the tokenizer folder (or nothing there, to use vgpt's "
+                                "GPT-2 vocabulary)", dir, S_ISREG(st.st_mode) ? "is a file" : vgpt_file_kind(st.st_mode));
+        }
     }
     candidates c;
     find_candidates(argv0, &c);

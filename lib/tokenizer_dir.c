@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "file.h"
 #include "json.h"
 #include "tokenizer.h"
 
@@ -27,7 +29,7 @@ static int open_object(const char *dir, const char *name, const char *what, vgpt
                        size_t cap, vgpt_err *err) {
     if (dir_file(dir, name, path, cap)) return vgpt_err_set(err, "%s: path too long", dir);
     if (!exists(path)) return 0;
-    if (vgpt_json_parse_file(path, doc, err)) return -1;
+    if (vgpt_file_read_json(path, doc, err)) return -1;
     const vgpt_json *root = vgpt_json_root(*doc);
     if (root->type == VGPT_JSON_OBJECT) return 1;
     vgpt_err_set(err, "%s: expected a JSON object%s, got %s", path, what, vgpt_json_type_name(root->type));
@@ -47,8 +49,15 @@ static int check_json_object(const char *dir, const char *name, vgpt_err *err) {
 static int check_merges(const char *dir, vgpt_err *err) {
     char path[4200], line[1024];
     if (dir_file(dir, "merges.txt", path, sizeof path)) return vgpt_err_set(err, "%s: path too long", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return exists(path) ? vgpt_err_set(err, "%s: cannot read", path) : 0;
+    if (!exists(path)) return 0;
+    struct stat st;
+    int fd = vgpt_file_open(path, "a text file of merges", &st, err);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return vgpt_err_set(err, "%s: cannot read: out of memory", path);
+    }
     int rc = 0;
     for (long no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
         size_t n = strcspn(line, "\r\n");

@@ -21,11 +21,15 @@ double vgpt_now(void) {
 }
 
 void vgpt_log(const char *name, const char *fmt, ...) {
-    char msg[2048], stamp[32] = "";
+    char msg[VGPT_ERR_MAX + 512], stamp[32] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* one entry, one line: quoted input (a path with a newline) must not
+     * forge log lines, nor drive a terminal with escapes */
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     if (!getenv("JOURNAL_STREAM")) {
         time_t t = time(NULL);
         struct tm tm;

@@ -66,17 +66,32 @@ void vgpt_node_free(vgpt_node *n) {
     n->rep = n->push = n->pull = n->zctx = NULL;
 }
 
+/* Reads a pending signal (the fd polled readable): stopping begins. */
+static void node_take_signal(vgpt_node *n) {
+    int sig = vgpt_signals_read(n->sigfd);
+    if (!sig || n->stopping) return;
+    vgpt_log(n->name, "signal %d: draining in-flight work, then exiting", sig);
+    n->stopping = 1;
+    n->stop_at = vgpt_now();
+}
+
 int vgpt_node_wait(vgpt_node *n, int timeout_ms) {
     zmq_pollitem_t items[2] = {{n->pull, 0, ZMQ_POLLIN, 0}, {NULL, n->sigfd, ZMQ_POLLIN, 0}};
     int rc = zmq_poll(items, 2, timeout_ms);
-    if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
-        int sig = vgpt_signals_read(n->sigfd);
-        if (sig) {
-            vgpt_log(n->name, "signal %d: draining in-flight work, then exiting", sig);
-            n->stopping = 1;
-        }
-    }
+    if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) node_take_signal(n);
     return rc > 0 && (items[0].revents & ZMQ_POLLIN);
+}
+
+#define SEND_SLICE_MS 100 /* a blocked forward looks at signals this often */
+
+/* vgpt_zsock_send_owned_wait's wait: up to SEND_SLICE_MS for room on the
+ * output or a signal; gives up once stopping has lasted the grace period. */
+static int node_send_wait(void *ctx) {
+    vgpt_node *n = ctx;
+    if (n->stopping && vgpt_now() - n->stop_at >= VGPT_NODE_STOP_GRACE_S) return 0;
+    zmq_pollitem_t items[2] = {{n->push, 0, ZMQ_POLLOUT, 0}, {NULL, n->sigfd, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, 2, SEND_SLICE_MS) > 0 && (items[1].revents & ZMQ_POLLIN)) node_take_signal(n);
+    return 1;
 }
 
 static void drop(vgpt_node *n, const char *why) {
@@ -123,7 +138,9 @@ static int send_msg(vgpt_node *n, const vgpt_msg *out, int to_next) {
     }
     int rc;
     if (to_next) {
-        rc = vgpt_zsock_send_owned(n->push, buf, len, 0, &err);
+        rc = vgpt_zsock_send_owned_wait(n->push, buf, len, node_send_wait, n, &err);
+        if (rc == 1)
+            vgpt_err_set(&err, "the next stage accepted nothing for %.0f s after the stop signal", VGPT_NODE_STOP_GRACE_S);
     } else {
         rc = vgpt_replier_send(n->rep, out->reply_to, buf, len, &err);
         free(buf);

@@ -49,6 +49,7 @@ typedef struct vgpt_node {
     vgpt_replier *rep;
     int sigfd;
     int stopping;         /* SIGTERM/SIGINT seen: finish in-flight work, then exit */
+    double stop_at;       /* when stopping began (vgpt_now) */
     double stats_every, last_stats, t0;
     uint64_t received, sent, failed, dropped, last_sent;
     vgpt_curve curve;     /* keys + ZAP handler; curve.on = 0 when not configured */
@@ -71,7 +72,14 @@ int vgpt_node_wait(vgpt_node *n, int timeout_ms);
  * counted and logged as a drop) here, and the next frame is tried. */
 int vgpt_node_recv(vgpt_node *n, zmq_msg_t *frame, vgpt_msg *m, vgpt_msg_type want);
 
-/* Encodes out and pushes it to the next stage (blocking on back-pressure). */
+/* A forward blocked by back-pressure waits at most this long after the stop
+ * signal, then the message is dropped: a next stage that is gone, stopped
+ * or full can delay a SIGTERM (or the vgpt-cli parent's death) by this
+ * much, never forever. */
+#define VGPT_NODE_STOP_GRACE_S 2.0
+
+/* Encodes out and pushes it to the next stage, waiting on back-pressure
+ * (while reading signals) but not past VGPT_NODE_STOP_GRACE_S once stopping. */
 int vgpt_node_forward(vgpt_node *n, const vgpt_msg *out);
 /* Encodes out and sends it to out->reply_to. */
 int vgpt_node_reply(vgpt_node *n, const vgpt_msg *out);

@@ -106,7 +106,8 @@ static void free_buf(void *data, void *hint) {
     free(data);
 }
 
-int vgpt_zsock_send_owned(void *sock, void *buf, size_t len, int flags, vgpt_err *err) {
+/* flags as for zmq_msg_send; wait: see vgpt_zsock_send_owned_wait (NULL = none). */
+static int send_owned(void *sock, void *buf, size_t len, int flags, int (*wait)(void *), void *ctx, vgpt_err *err) {
     zmq_msg_t msg;
     if (zmq_msg_init_data(&msg, buf, len, free_buf, NULL)) {
         free(buf);
@@ -114,14 +115,22 @@ int vgpt_zsock_send_owned(void *sock, void *buf, size_t len, int flags, vgpt_err
     }
     for (;;) {
         if (zmq_msg_send(&msg, sock, flags) >= 0) return 0;
-        if (errno == EINTR) continue;
         int e = errno;
+        if (e == EINTR || (e == EAGAIN && wait && wait(ctx))) continue;
         char name[256];
         zmq_msg_close(&msg);
         if (e == EAGAIN)
             return vgpt_err_set(err, "%s: send would block (no peer ready or queue full)", sock_name(sock, name, sizeof name)), 1;
         return vgpt_err_set(err, "%s: send failed: %s", sock_name(sock, name, sizeof name), zmq_strerror(e));
     }
+}
+
+int vgpt_zsock_send_owned(void *sock, void *buf, size_t len, int flags, vgpt_err *err) {
+    return send_owned(sock, buf, len, flags, NULL, NULL, err);
+}
+
+int vgpt_zsock_send_owned_wait(void *sock, void *buf, size_t len, int (*wait)(void *ctx), void *ctx, vgpt_err *err) {
+    return send_owned(sock, buf, len, ZMQ_DONTWAIT, wait, ctx, err);
 }
 
 int vgpt_zsock_recv(void *sock, zmq_msg_t *msg, int flags, vgpt_err *err) {

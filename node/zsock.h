@@ -47,6 +47,12 @@ void *vgpt_zsock_push_connect_sec(void *zctx, const char *endpoints_csv, const v
 int vgpt_zsock_send(void *sock, const void *buf, size_t len, int flags, vgpt_err *err);
 /* The same without a copy: takes a malloc'd buf and free()s it, sent or not. */
 int vgpt_zsock_send_owned(void *sock, void *buf, size_t len, int flags, vgpt_err *err);
+/* The same, never blocking inside libzmq: while the frame cannot be queued
+ * it calls wait(ctx), which waits a while (e.g. polls the socket for room
+ * and a stop signal) and returns 1 to try again or 0 to give up (then the
+ * result is 1, as for EAGAIN).  A daemon blocked on a full or vanished next
+ * stage can so still see SIGTERM. */
+int vgpt_zsock_send_owned_wait(void *sock, void *buf, size_t len, int (*wait)(void *ctx), void *ctx, vgpt_err *err);
 
 /* Receives one frame into msg (zmq_msg_init'ed by the caller; zmq_msg_data /
  * zmq_msg_size are the bytes to decode; zmq_msg_close when done).  0 got a

@@ -90,7 +90,10 @@ static const char usage_text[] =
     "        instead of failing (PIL fails).\n"
     "    --max-pixels N\n"
     "        Refuse images whose header declares more than N pixels, before\n"
-    "        decoding anything (default 100000000).\n"
+    "        decoding anything (1 to 100000000, the default and vgpt-cli's\n"
+    "        limit too).  In daemon mode it caps each request's own limit.\n"
+    "        Whatever the options, only regular files of 1 byte to 60 MiB are\n"
+    "        read (a FIFO, device or directory is refused without blocking).\n"
     "    -h, --help\n"
     "        Show this help and exit.\n"
     "\n"
@@ -120,8 +123,9 @@ static int apply(preprocd_opts *o, int c, const char *v, vgpt_err *err) {
         o->daemon.roots[o->daemon.n_roots++] = v;
         return 0;
     case OPT_MAXPIX:
-        if (vgpt_opt_long("preprocd", "max-pixels", v, 1, __LONG_MAX__, &l))
-            return vgpt_err_set(err, "--max-pixels: expected a positive integer, got '%s'", v);
+        if (vgpt_opt_long("preprocd", "max-pixels", v, 1, (long)VGPT_IMAGE_MAX_PIXELS, &l))
+            return vgpt_err_set(err, "--max-pixels: expected an integer from 1 to %llu, got '%s'",
+                                VGPT_IMAGE_MAX_PIXELS, v);
         o->image.max_pixels = (uint64_t)l;
         return 0;
     case OPT_NOROT: o->image.autorotate = 0; return 0;
@@ -207,9 +211,10 @@ int main(int argc, char **argv) {
     }
     signal(SIGPIPE, SIG_IGN);  /* a closed pipe becomes a write error */
     switch (o.mode) {
-    case MODE_HELP:
-        fputs(usage_text, stdout);
-        return 0;
+    case MODE_HELP: /* a full disk must not pass for success */
+        if (fputs(usage_text, stdout) >= 0 && fflush(stdout) == 0) return 0;
+        fprintf(stderr, "preprocd: writing the help to standard output: %s\n", strerror(errno));
+        return EXIT_USAGE;
     case MODE_ONCE:
         return run_once(&o, argv[0]);
     case MODE_DAEMON:

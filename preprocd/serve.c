@@ -7,8 +7,13 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "err.h"
 #include "node.h"
+#include "proto.h"
 #include "sha256.h"
+
+/* every message this stage sends fits an ERROR frame uncut */
+_Static_assert(sizeof(((vgpt_err *)0)->msg) <= VGPT_PROTO_MAX_ERROR + 1, "vgpt_err messages must fit an ERROR frame");
 
 /* A path request is honoured only if its real path lies under an allowed
  * root: a client must not make preprocd read arbitrary files. */
@@ -23,6 +28,8 @@ static int path_allowed(const preprocd_daemon_opts *o, const char *path, char *r
     return 0;
 }
 
+/* Messages name a path request's file by its real path, and a request's
+ * bytes as "request ID": the client puts its own path there (cli/pipeline.c). */
 static void handle(vgpt_node *node, const preprocd_daemon_opts *o, const vgpt_msg *req, uint8_t *rgb) {
     vgpt_err err;
     vgpt_image_opts io = req->img;
@@ -36,22 +43,21 @@ static void handle(vgpt_node *node, const preprocd_daemon_opts *o, const vgpt_ms
         rc = vgpt_image_load_buffer(req->bytes, req->n_bytes, name, &io, rgb, &err);
     } else {
         char real[PATH_MAX];
+        uint8_t *data;
+        size_t len;
         if (!path_allowed(o, req->path, real)) {
-            snprintf(err.msg, sizeof err.msg, "%s: not under an --allow-root directory of this preprocd (or missing)",
-                     req->path);
+            vgpt_err_set(&err, "%s: not under an --allow-root directory of this preprocd (or missing)", req->path);
             vgpt_node_fail(node, req, err.msg);
             return;
         }
-        /* hash what was read, so the cache key follows the content, not the name */
-        FILE *f = fopen(real, "rb");
-        vgpt_sha256_ctx s;
-        vgpt_sha256_init(&s);
-        uint8_t buf[1 << 16];
-        size_t n;
-        while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) vgpt_sha256_update(&s, buf, n);
-        if (f) fclose(f);
-        vgpt_sha256_final(&s, hash);
-        rc = vgpt_image_load_file(real, &io, rgb, &err);
+        /* read once (a regular file only: a FIFO must not block the stage),
+         * hash what was read (the cache key follows the content), decode it */
+        rc = vgpt_image_read_file(real, &data, &len, &err);
+        if (!rc) {
+            vgpt_sha256(data, len, hash);
+            rc = vgpt_image_load_buffer(data, len, real, &io, rgb, &err);
+            free(data);
+        }
     }
     if (rc) {
         vgpt_node_fail(node, req, err.msg);

@@ -7,6 +7,7 @@
  *                        tests/ckpt.sh lists there) and leaves cwriter*.pth
  *                        with their manifests and <stem>.wrapper.json for
  *                        its torch.load check (tests/ckpt.sh does this) */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -634,6 +635,36 @@ static int mkdir_p(const char *dir) {
     return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+/* tests/fuzz-corpus-ckpt: inputs the fuzzer found interesting (e.g. a zip
+ * entry name holding a newline): each opens, or fails naming the file. */
+static void test_fuzz_corpus(check_state *st) {
+    char exe[4096], dir[4200], path[4600];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = 0;
+    for (int up = 0; up < 3; up++) *strrchr(exe, '/') = 0; /* <repo>/build/tests/x -> <repo> */
+    snprintf(dir, sizeof dir, "%s/tests/fuzz-corpus-ckpt", exe);
+    DIR *d = opendir(dir);
+    CHECK(st, d != NULL, "fuzz regressions: %s exists", dir);
+    if (!d) return;
+    int count = 0, bad = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t len = 0;
+        uint8_t *b = check_slurp(path, &len);
+        if (!b) continue;
+        vgpt_ckpt *ck;
+        vgpt_err err = {{0}};
+        count++;
+        if (vgpt_ckpt_open_mem(b, len, e->d_name, &ck, &err) == 0) vgpt_ckpt_free(ck);
+        else if (!strstr(err.msg, e->d_name)) bad++, printf("info: %s: message does not name the file: %s\n", e->d_name, err.msg);
+        free(b);
+    }
+    closedir(d);
+    CHECK(st, count > 0 && bad == 0, "fuzz regressions: %d inputs open or fail naming the file", count);
+}
+
 int main(int argc, char **argv) {
     check_state st = {0, 0};
     char dir[512];
@@ -648,6 +679,7 @@ int main(int argc, char **argv) {
     test_pickle(&st);
     test_bad_inputs(&st, dir);
     test_writer(&st, dir);
+    test_fuzz_corpus(&st);
     static const char *const fuzzed[] = {"cwriter.pth", "cwriter_train.pth"}; /* minimal and training wrapper */
     for (int i = 0; i < 2; i++) {
         char path[1024];
