@@ -206,13 +206,8 @@ static int pool_cgroup_mount(int v2, char *mnt, char *root, size_t cap) {
     return found;
 }
 
-/* The smallest quota from this process's cgroup up to the hierarchy's
- * root (a parent's limit binds its children too); 0 = none. */
-static int pool_cgroup_cpus(int v2) {
-    char path[4096], mnt[4096], root[4096], dir[8300];
-    if (!pool_cgroup_path(v2, path, sizeof path) || !pool_cgroup_mount(v2, mnt, root, sizeof mnt)) return 0;
-    size_t rl = strcmp(root, "/") ? strlen(root) : 0;
-    const char *rel = !strncmp(path, root, rl) ? path + rl : "";
+int vgpt_cpu_quota_walk(const char *mnt, const char *rel, int v2) {
+    char dir[8300];
     snprintf(dir, sizeof dir, "%s%s", mnt, rel);
     size_t floor_len = strlen(mnt);
     int best = 0;
@@ -224,6 +219,14 @@ static int pool_cgroup_cpus(int v2) {
         *slash = 0;
     }
     return best;
+}
+
+/* This process's cgroup quota, from /proc/self/cgroup and the mounts. */
+static int pool_cgroup_cpus(int v2) {
+    char path[4096], mnt[4096], root[4096];
+    if (!pool_cgroup_path(v2, path, sizeof path) || !pool_cgroup_mount(v2, mnt, root, sizeof mnt)) return 0;
+    size_t rl = strcmp(root, "/") ? strlen(root) : 0;
+    return vgpt_cpu_quota_walk(mnt, !strncmp(path, root, rl) ? path + rl : "", v2);
 }
 
 int vgpt_cpu_count(void) {

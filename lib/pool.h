@@ -30,4 +30,10 @@ void vgpt_pool_run(vgpt_pool *p, vgpt_pool_fn fn, void *arg);
  * thread count of every vgpt program. */
 int vgpt_cpu_count(void);
 
+/* The smallest CPU quota (rounded up; 0 = none) from the cgroup directory
+ * mnt+rel up to mnt, the hierarchy's mount (a parent's limit binds its
+ * children): v2 reads cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us.
+ * Exposed so that tests can walk a fake hierarchy. */
+int vgpt_cpu_quota_walk(const char *mnt, const char *rel, int v2);
+
 #endif
