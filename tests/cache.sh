@@ -29,7 +29,7 @@ stop_all() {
 }
 cleanup() { stop_all; rm -rf "$tmp"; }
 trap cleanup EXIT
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 [ -d "$imgs/good" ] || { echo "SKIP: $imgs not found: cache tests not run"; exit 0; }
 cli=$build/vgpt-cli
 m=$tmp/m/model.pth; mkdir -p "$tmp/m"

@@ -24,7 +24,7 @@ cache=${VGPT_CACHE:-$repo/build/cache}
 dir=$cache/ckpt_cases
 cases=$here/ckpt_cases.py
 mk=$build/vgpt-mkckpt
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 
 if ! "$py" -c 'import torch, numpy' 2>/dev/null; then
     echo "SKIP: checkpoint tests against PyTorch ($py has no torch)"

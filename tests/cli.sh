@@ -9,7 +9,7 @@ build=${VGPT_BUILD:-$root/build}
 imgs=${VGPT_SHARED:-$root/../shared}/testdata/images
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 cli=$build/vgpt-cli
 
 mkdir -p "$tmp/m"; "$build/vgpt-mkckpt" --preset tiny --seed 3 "$tmp/m/model.pth" >/dev/null 2>&1

@@ -16,7 +16,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VGPT_BUILD:-$root/build}
 imgs=${VGPT_SHARED:-$root/../shared}/testdata/images
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 [ -d "$imgs/good" ] || { echo "SKIP: $imgs not found: cluster test not run"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: cluster test needs root to create network namespaces"; exit 0; }
 command -v ip >/dev/null 2>&1 || { echo "SKIP: no 'ip' command (Debian package iproute2): cluster test not run"; exit 0; }

@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VGPT_BUILD:-$root/build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 cli=$build/vgpt-cli
 T=${VGPT_BLOCK_S:-30} # seconds before a run counts as blocked
 img=$root/examples/rocket.jpg

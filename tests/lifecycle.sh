@@ -31,7 +31,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 [ -d "$imgs/good" ] || { echo "SKIP: $imgs not found: lifecycle tests not run"; exit 0; }
 m=$tmp/m/model.pth; mkdir -p "$tmp/m"
 "$build/vgpt-mkckpt" --preset tiny --seed 3 "$m" >/dev/null 2>&1 || { echo "FAIL: vgpt-mkckpt"; exit 1; }

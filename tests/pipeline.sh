@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-ok() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1  [$2]"; fi; }
+. "$(dirname "$0")/common.bash"
 [ -d "$imgs/good" ] || { echo "SKIP: $imgs not found: pipeline tests not run"; exit 0; }
 cli=$build/vgpt-cli
 m=$tmp/m/model.pth; mkdir -p "$tmp/m"
