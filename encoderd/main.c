@@ -18,7 +18,7 @@
 #include "pool.h"
 #include "token_cache.h"
 
-#define MAX_BATCH 64
+#define MAX_BATCH VGPT_IMAGE_MAX_BATCH /* lib/image_opts.h: the one batch limit */
 
 typedef struct enc_opts {
     const char *listen, *next, *model, *cache_dir;

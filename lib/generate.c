@@ -150,6 +150,8 @@ int vgpt_finish_caption(vgpt_caption *c, const vgpt_hyp *h, double score) {
 }
 
 vgpt_job *vgpt_job_new(const vgpt_model *m, const vgpt_xkv *xkv, const vgpt_gen_opts *o, vgpt_err *err) {
+    /* the engine's own gate: every caller (client, decoderd, tools) gets the same limits */
+    if (vgpt_gen_opts_check(o, err)) return NULL;
     vgpt_job *j = calloc(1, sizeof *j);
     if (!j) goto oom;
     *j = (vgpt_job){.o = *o, .m = m, .xkv = xkv, .V = m->gpt.vocab, .T = vgpt_max_new(m, o)};
