@@ -8,12 +8,15 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-OPT     ?= -O3 -march=native
+# No -march: one build runs on every x86-64 host; the hand-written kernels
+# choose AVX-512 / AVX2 / generic at run time (lib/kern.h), OpenBLAS and
+# oneDNN choose theirs.
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
 VIPS_LIBS   := $(shell pkg-config --libs vips 2>/dev/null)
-LDLIBS  += $(VIPS_LIBS) -lopenblas -lzmq -lmsgpackc -llmdb -lm -lpthread
+LDLIBS  += $(VIPS_LIBS) -ldnnl -lgomp -lopenblas -lzmq -lmsgpackc -llmdb -lm -lpthread
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B  ?= build
@@ -141,6 +144,8 @@ clean:
 
 # activations.c only: lets GCC use glibc's vector erff/tanhf/expf (see the file's header).
 $(B)/obj/lib/activations.o: CFLAGS += -ffast-math
+$(B)/obj/lib/kern_avx512.o: CFLAGS += -mavx512f -mfma
+$(B)/obj/lib/kern_avx2.o: CFLAGS += -mavx2 -mfma
 
 # Fuzz the image path (sniffing, libvips decoders, PIL rules, resize) with
 # libFuzzer + ASan/UBSan for FUZZ_SECONDS, seeded with the small test images

@@ -103,6 +103,7 @@ static int parse(int argc, char **argv, dec_opts *o) {
 static int seats(const vgpt_gen_opts *g) { return g->mode == VGPT_BEAM && g->beams > 1 ? g->beams : 1; }
 
 static int setup(dec_ctx *x, char **argv, vgpt_err *err) {
+    if (x->o.threads > 0) vgpt_set_threads((int)x->o.threads);
     if (vgpt_model_load(x->o.model, VGPT_LOAD_DECODER, &x->model, err)) return -1;
     if (vgpt_tok_load(x->o.model, argv[0], &x->tok, err)) return -1;
     if (vgpt_gpt_run_init(&x->dec, x->model, (int)x->o.threads, err)) return -1;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "kernels.h"
+#include "linear.h"
 #include "resampler.h"
 #include "vit.h"
 
@@ -41,13 +42,13 @@ int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt
     float *media = vgpt_buf_get(&e->media, (size_t)N * M * Dv);
     if (!media || vgpt_vit_forward(&m->vit, pixels, N, media, &e->vit_ws))
         return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
-    if (m->project.w) {
+    if (vgpt_lin_present(&m->project)) {
         float *p = vgpt_buf_get(&e->projected, (size_t)N * M * D);
         if (!p) return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
-        vgpt_linear(p, media, m->project.w, m->project.b, N * M, Dv, D, 0);
+        vgpt_lin_forward(p, media, &m->project, N * M, 0);
         media = p;
     }
     if (vgpt_resampler_forward(&m->rs, media, N, M, tokens, &e->rs_ws))
         return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
-    return 0;
+    return m->mm_ctx ? vgpt_mm_ctx_check(m->mm_ctx, err) : 0;
 }

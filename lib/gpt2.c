@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "linear.h"
 #include "packed.h"
 #include "pool.h"
 
@@ -46,8 +47,8 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
     for (int j = 0; j < g->n_blocks; j++) {
         const vgpt_block *blk = &g->blocks[j];
         if (!blk->is_cross) continue;
-        vgpt_linear(tmp, vis, blk->k.w, blk->k.b, N * L, C, C, 0);
-        vgpt_linear(tmp + (size_t)N * per, vis, blk->v.w, blk->v.b, N * L, C, C, 0);
+        vgpt_lin_forward(tmp, vis, &blk->k, N * L, 0);
+        vgpt_lin_forward(tmp + (size_t)N * per, vis, &blk->v, N * L, 0);
         for (int n = 0; n < N; n++) {
             float *dst = out[n].kv + (size_t)x * 2 * per;
             memcpy(dst, tmp + n * per, per * sizeof(float));
@@ -55,7 +56,7 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
         }
         x++;
     }
-    return 0;
+    return d->m->mm_ctx ? vgpt_mm_ctx_check(d->m->mm_ctx, err) : 0;
 }
 
 void vgpt_xkv_free(vgpt_xkv *x) {
@@ -195,5 +196,5 @@ int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *con
     for (int b = 0; b < B; b++) kv[b]->pos++;
     vgpt_layernorm(d->xn.p, d->h.p, g->ln_final.scale, g->ln_final.shift, B, C, GPT_EPS);
     vgpt_linear_packed(logits, d->xn.p, &g->packed_head, B, 0, d->pool);
-    return 0;
+    return d->m->mm_ctx ? vgpt_mm_ctx_check(d->m->mm_ctx, err) : 0;
 }

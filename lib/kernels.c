@@ -6,19 +6,22 @@
 #include <cblas.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "kern.h"
+
 /* Debian's libopenblas exports this; declared here so cblas.h variants agree. */
 void openblas_set_num_threads(int num_threads);
 
 void vgpt_set_threads(int n) {
     openblas_set_num_threads(n > 0 ? n : 1);
+    omp_set_num_threads(n > 0 ? n : 1); /* oneDNN's (bf16) threads */
 }
 
 /* Executed through /proc/self/exe, a program is named "exe" (its comm, what
@@ -73,31 +76,13 @@ void vgpt_linear(float *out, const float *inp, const float *weight, const float 
     }
 }
 
-#ifdef __AVX512F__
-static float dot(const float *a, const float *b, int n) {
-    __m512 acc = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-    if (i < n) {
-        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-#else
-static float dot(const float *a, const float *b, int n) {
-    float acc = 0.0f;
-    for (int i = 0; i < n; i++) acc += a[i] * b[i];
-    return acc;
-}
-#endif
-
 /* One query row (the decoder's new token): plain loops, since a BLAS call
  * per head costs more than the arithmetic, and these run on pool threads. */
 static void attend_one(float *out, const float *q, const float *k, int ldk, const float *v, int ldv, int Tk, int H,
                        int hd, float *scratch) {
     // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (Tk)
     const float scale = 1.0f / sqrtf((float)hd);
+    float (*dot)(const float *, const float *, int) = vgpt_kernels_get()->dot;
     for (int h = 0; h < H; h++) {
         const float *qh = q + h * hd;
         for (int t = 0; t < Tk; t++) scratch[t] = scale * dot(qh, k + (size_t)t * ldk + h * hd, hd);

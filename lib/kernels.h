@@ -36,7 +36,8 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
  * set to 0; -1 = every entry. */
 void vgpt_softmax_rows(float *x, int rows, int cols, int causal_offset);
 
-/* Threads used by OpenBLAS for the matrix products. */
+/* Threads used by OpenBLAS and oneDNN (OpenMP) for the matrix products,
+ * for products run on the calling thread. */
 void vgpt_set_threads(int n);
 
 /* OpenBLAS's idle threads spin for about 2^28 cycles (~0.1 s) after every

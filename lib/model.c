@@ -26,19 +26,36 @@ static void fingerprint(vgpt_model *m) {
     snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
 }
 
-int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err) {
+void vgpt_model_drop_weight(vgpt_model *m, const float **w, size_t n) {
+    if (vgpt_model_free_owned(m, *w))
+        *w = NULL;
+    else
+        vgpt_ckpt_drop_pages(m->ckpt, *w, n * sizeof(float));
+}
+
+int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err) {
     *out = NULL;
+    int parts = flags & VGPT_LOAD_ALL;
     vgpt_model *m = calloc(1, sizeof *m);
     if (!m) return vgpt_err_set(err, "%s: out of memory", path);
-    if (vgpt_ckpt_open(path, &m->ckpt, err)) {
+    m->precision = flags & VGPT_LOAD_BF16 ? VGPT_BF16 : VGPT_FP32;
+    if (m->precision == VGPT_BF16 && vgpt_mm_ctx_new(&m->mm_ctx, err)) {
         free(m);
+        return -1;
+    }
+    if (vgpt_ckpt_open(path, &m->ckpt, err)) {
+        vgpt_model_free(m);
         return -1;
     }
     if (!(m->family = vgpt_family_detect(m->ckpt, err)) || m->family->bind(m, parts, err)) {
         vgpt_model_free(m);
         return -1;
     }
-    fingerprint(m); /* before packing: it reads bytes of every tensor */
+    fingerprint(m); /* before converting: it reads bytes of every tensor */
+    if (m->precision == VGPT_BF16 && vgpt_model_to_bf16(m, parts, err)) {
+        vgpt_model_free(m);
+        return -1;
+    }
     if ((parts & VGPT_LOAD_DECODER) && vgpt_model_pack_decoder(m, err)) {
         vgpt_model_free(m);
         return -1;
@@ -59,6 +76,8 @@ int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err) {
 void vgpt_model_free(vgpt_model *m) {
     if (!m) return;
     vgpt_model_unpack_decoder(m);
+    vgpt_model_free_bf16(m);
+    vgpt_mm_ctx_free(m->mm_ctx);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     vgpt_ckpt_free(m->ckpt);

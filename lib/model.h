@@ -11,12 +11,15 @@
 #include "ckpt.h"
 #include "err.h"
 #include "family.h"
+#include "mm.h"
 #include "packed.h"
 
 #define VGPT_MAX_LAYERS 64
 
 typedef struct vgpt_ln { const float *scale, *shift; } vgpt_ln;
-typedef struct vgpt_lin { const float *w, *b; int in, out; } vgpt_lin; /* w is (out,in), b may be NULL */
+/* w is (out,in), b may be NULL.  With --precision bf16 the product runs on
+ * mm (mm.h) and w is dropped (NULL, or its pages released). */
+typedef struct vgpt_lin { const float *w, *b; int in, out; vgpt_mm *mm; } vgpt_lin;
 
 typedef struct vgpt_vit_layer {
     vgpt_ln ln1, ln2;
@@ -71,15 +74,19 @@ typedef struct vgpt_model {
     vgpt_resampler rs;
     vgpt_gpt gpt;
     int tied;           /* out_head shares tok_emb's storage */
+    vgpt_precision precision; /* of the matrix products (mm.h) */
+    vgpt_mm_ctx *mm_ctx;      /* bf16: oneDNN's engine, NULL in fp32 */
     char fingerprint[17]; /* hex digest of tensor names, shapes and sampled bytes */
     void **owned;       /* widened fp16/bf16 copies */
     int n_owned, cap_owned;
 } vgpt_model;
 
-/* What a process needs: the encoder side, the decoder side, or both. */
-enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3 };
+/* What a process needs: the encoder side, the decoder side, or both; with
+ * VGPT_LOAD_BF16 every matrix product is bf16 (mm.h), weights converted once
+ * at load and held only in bf16. */
+enum { VGPT_LOAD_ENCODER = 1, VGPT_LOAD_DECODER = 2, VGPT_LOAD_ALL = 3, VGPT_LOAD_BF16 = 4 };
 
-int vgpt_model_load(const char *path, int parts, vgpt_model **out, vgpt_err *err);
+int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err);
 
 /* The context length of the checkpoint at path (for Vision-GPT: the causal
  * mask's size, else config.json's context_length, else pos_emb's rows),
@@ -90,10 +97,20 @@ void vgpt_model_free(vgpt_model *m);
 /* Frees p if it is one of the model's widened copies; returns 1 if it was. */
 int vgpt_model_free_owned(vgpt_model *m, const void *p);
 
+/* *w (n floats) is no longer needed in its checkpoint layout: a widened
+ * copy is freed and *w set to NULL; an in-place tensor keeps its pointer
+ * and its pages are released. */
+void vgpt_model_drop_weight(vgpt_model *m, const float **w, size_t n);
+
+/* model_bf16.c: the encoder's weights (and the decoder's cross K/V
+ * weights) as bf16 products, their fp32 forms dropped. */
+int vgpt_model_to_bf16(vgpt_model *m, int parts, vgpt_err *err);
+void vgpt_model_free_bf16(vgpt_model *m);
+
 /* model_pack.c: the packed_* weights of the decoder (called by load / free).
- * The weights packed are then dropped: a widened copy is freed and its
- * pointer set to NULL; an in-place fp32 tensor keeps its pointer and its
- * pages are released (tok_emb, which the head may share, stays readable). */
+ * In bf16 the packed form is a oneDNN weight (packed.mm).  The weights
+ * packed are then dropped (tok_emb, which the head may share, stays
+ * readable). */
 int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err);
 void vgpt_model_unpack_decoder(vgpt_model *m);
 

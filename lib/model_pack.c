@@ -9,14 +9,6 @@
 
 #include "model.h"
 
-/* *w (rows*cols floats) is no longer needed in its checkpoint layout. */
-static void drop(vgpt_model *m, const float **w, size_t n) {
-    if (vgpt_model_free_owned(m, *w))
-        *w = NULL;
-    else
-        vgpt_ckpt_drop_pages(m->ckpt, *w, n * sizeof(float));
-}
-
 static int pack(vgpt_model *m, vgpt_packed *dst, int n, vgpt_lin *const *lins, vgpt_err *err,
                 const char *what, int j) {
     const float *w[3] = {0}, *b[3] = {0};
@@ -26,9 +18,14 @@ static int pack(vgpt_model *m, vgpt_packed *dst, int n, vgpt_lin *const *lins, v
         b[i] = lins[i]->b;
         rows[i] = lins[i]->out;
     }
-    if (vgpt_pack(dst, lins[0]->in, n, w, b, rows))
+    if (m->precision == VGPT_BF16) {
+        *dst = (vgpt_packed){.C = lins[0]->in, .mm = vgpt_mm_new(m->mm_ctx, lins[0]->in, n, w, b, rows, err)};
+        for (int i = 0; i < n; i++) dst->OC += rows[i];
+        if (!dst->mm) return vgpt_err_prefix(err, "%s: trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
+    } else if (vgpt_pack(dst, lins[0]->in, n, w, b, rows)) {
         return vgpt_err_set(err, "%s: out of memory packing trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
-    for (int i = 0; i < n; i++) drop(m, &lins[i]->w, (size_t)lins[i]->out * lins[i]->in);
+    }
+    for (int i = 0; i < n; i++) vgpt_model_drop_weight(m, &lins[i]->w, (size_t)lins[i]->out * lins[i]->in);
     return 0;
 }
 
@@ -48,12 +45,16 @@ int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
         if (pack_block(m, &g->blocks[j], j, err)) return -1;
     const float *head = g->out_head;
     int vocab = g->vocab;
-    if (vgpt_pack(&g->packed_head, g->width, 1, &head, NULL, &vocab))
+    if (m->precision == VGPT_BF16) {
+        g->packed_head = (vgpt_packed){.C = g->width, .OC = vocab, .mm = vgpt_mm_new(m->mm_ctx, g->width, 1, &head, NULL, &vocab, err)};
+        if (!g->packed_head.mm) return vgpt_err_prefix(err, "%s: out_head", vgpt_ckpt_path(m->ckpt));
+    } else if (vgpt_pack(&g->packed_head, g->width, 1, &head, NULL, &vocab)) {
         return vgpt_err_set(err, "%s: out of memory packing out_head", vgpt_ckpt_path(m->ckpt));
+    }
     if (m->tied)
         vgpt_ckpt_drop_pages(m->ckpt, head, (size_t)vocab * g->width * sizeof(float)); /* tok_emb stays */
     else
-        drop(m, &g->out_head, (size_t)vocab * g->width);
+        vgpt_model_drop_weight(m, &g->out_head, (size_t)vocab * g->width);
     return 0;
 }
 

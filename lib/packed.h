@@ -4,14 +4,16 @@
 #define VGPT_PACKED_H
 
 struct vgpt_pool;
+struct vgpt_mm;
 
 #define VGPT_PANEL 48 /* output columns per panel: three AVX-512 vectors */
 
 /* An (OC,C) nn.Linear weight as panels (ceil(OC/VGPT_PANEL), C, VGPT_PANEL),
- * with its bias (OC) or NULL. */
+ * with its bias (OC) or NULL; or, with --precision bf16, mm (mm.h) alone. */
 typedef struct vgpt_packed {
     float *p, *bias;
     int C, OC;
+    struct vgpt_mm *mm;
 } vgpt_packed;
 
 /* Packs n weights w[i] (rows[i], C), stacked in that order into one

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "linear.h"
 
 #define RS_EPS 1e-5f
 
@@ -15,19 +16,19 @@ static void resampler_layer(const vgpt_resampler *r, const vgpt_resampler_layer 
     int D = r->width, L = r->n_latents, inner = r->n_heads * r->head_dim;
     float *mn = ws->mn.p, *kv = ws->kv.p, *xn = ws->xn.p, *q = ws->q.p, *att = ws->att.p, *hid = ws->hidden.p;
     vgpt_layernorm(mn, media, Ly->norm_media.scale, Ly->norm_media.shift, N * M, D, RS_EPS);
-    vgpt_linear(kv, mn, Ly->to_kv.w, NULL, N * M, D, 2 * inner, 0);
+    vgpt_lin_forward(kv, mn, &Ly->to_kv, N * M, 0);
     vgpt_layernorm(xn, x, Ly->norm_latent.scale, Ly->norm_latent.shift, N * L, D, RS_EPS);
-    vgpt_linear(q, xn, Ly->to_q.w, NULL, N * L, D, inner, 0);
+    vgpt_lin_forward(q, xn, &Ly->to_q, N * L, 0);
     for (int n = 0; n < N; n++) {
         const float *k = kv + (size_t)n * M * 2 * inner;
         vgpt_attention(att + (size_t)n * L * inner, inner, q + (size_t)n * L * inner, inner, k, 2 * inner,
                        k + inner, 2 * inner, L, M, r->n_heads, r->head_dim, -1, ws->scratch.p);
     }
-    vgpt_linear(x, att, Ly->proj_out.w, NULL, N * L, inner, D, 1);
+    vgpt_lin_forward(x, att, &Ly->proj_out, N * L, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, Ly->mlp_ln.scale, Ly->mlp_ln.shift, N * L, D, RS_EPS);
-    vgpt_linear(hid, xn, Ly->fc1.w, Ly->fc1.b, N * L, D, Ly->fc1.out, 0);
+    vgpt_lin_forward(hid, xn, &Ly->fc1, N * L, 0);
     vgpt_gelu_erf(hid, (size_t)N * L * Ly->fc1.out);
-    vgpt_linear(x, hid, Ly->fc2.w, Ly->fc2.b, N * L, Ly->fc1.out, D, 1);
+    vgpt_lin_forward(x, hid, &Ly->fc2, N * L, VGPT_ACCUMULATE);
 }
 
 int vgpt_resampler_forward(const vgpt_resampler *r, const float *media, int N, int M, float *out,

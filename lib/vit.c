@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "linear.h"
 
 #define VIT_EPS 1e-6f
 
@@ -29,17 +30,17 @@ static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int 
     int D = v->width, H = v->n_heads, hd = D / H, rows = N * T;
     float *xn = ws->xn.p, *qkv = ws->qkv.p, *att = ws->att.p, *hid = ws->hidden.p;
     vgpt_layernorm(xn, x, L->ln1.scale, L->ln1.shift, rows, D, VIT_EPS);
-    vgpt_linear(qkv, xn, L->qkv.w, L->qkv.b, rows, D, 3 * D, 0);
+    vgpt_lin_forward(qkv, xn, &L->qkv, rows, 0);
     for (int n = 0; n < N; n++) {
         const float *q = qkv + (size_t)n * T * 3 * D;
         vgpt_attention(att + (size_t)n * T * D, D, q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, T, T, H, hd, -1,
                        ws->scratch.p);
     }
-    vgpt_linear(x, att, L->proj.w, L->proj.b, rows, D, D, 1);
+    vgpt_lin_forward(x, att, &L->proj, rows, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, L->ln2.scale, L->ln2.shift, rows, D, VIT_EPS);
-    vgpt_linear(hid, xn, L->fc1.w, L->fc1.b, rows, D, L->fc1.out, 0);
+    vgpt_lin_forward(hid, xn, &L->fc1, rows, 0);
     vgpt_gelu_erf(hid, (size_t)rows * L->fc1.out);
-    vgpt_linear(x, hid, L->fc2.w, L->fc2.b, rows, L->fc1.out, D, 1);
+    vgpt_lin_forward(x, hid, &L->fc2, rows, VGPT_ACCUMULATE);
 }
 
 static int reserve(const vgpt_vit *v, int N, vgpt_vit_ws *ws) {
@@ -58,7 +59,7 @@ int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, 
     if (!reserve(v, N, ws)) return -1;
     float *x = ws->x.p, *emb = ws->xn.p;
     im2col(ws->patches.p, pixels, N, v->grid, v->patch);
-    vgpt_linear(emb, ws->patches.p, v->patch_embed.w, v->patch_embed.b, N * GG, v->patch_embed.in, D, 0);
+    vgpt_lin_forward(emb, ws->patches.p, &v->patch_embed, N * GG, 0);
     for (int n = 0; n < N; n++) {
         float *xs = x + (size_t)n * T * D;
         for (int i = 0; i < D; i++) xs[i] = v->class_token[i] + v->pos_embed[i];

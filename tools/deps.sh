@@ -4,9 +4,9 @@
 #   tools/deps.sh test     also the PyTorch reference and sanitizer runtimes
 # As root it installs what is missing; otherwise it prints the apt-get line.
 set -eu
-pkgs="build-essential pkg-config libopenblas-dev libzmq3-dev libmsgpack-dev libvips-dev liblmdb-dev libsystemd-dev python3"
+pkgs="build-essential pkg-config libopenblas-dev libzmq3-dev libmsgpack-dev libvips-dev liblmdb-dev libsystemd-dev libdnnl-dev libexempi-dev python3"
 if [ "${1:-}" = test ]; then
-    pkgs="$pkgs clang libclang-rt-dev python3-torch python3-torchvision python3-numpy python3-pil iproute2 procps systemd time bc"
+    pkgs="$pkgs clang libclang-rt-dev python3-torch python3-torchvision python3-numpy python3-pil iproute2 procps systemd time bc exempi libimage-exiftool-perl"
 fi
 missing=""
 for p in $pkgs; do

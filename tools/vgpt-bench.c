@@ -15,6 +15,7 @@
 #include "generate.h"
 #include "encoder.h"
 #include "gpt2.h"
+#include "kern.h"
 #include "kernels.h"
 #include "model.h"
 
@@ -207,17 +208,22 @@ static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run 
 int main(int argc, char **argv) {
     vgpt_blas_quiet(argv);
     if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS]\n");
+        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS [fp32|bf16]]\n");
         return 2;
     }
     int threads = argc > 2 ? atoi(argv[2]) : 2;
+    vgpt_precision prec = VGPT_FP32;
+    if (argc > 3 && vgpt_precision_parse(argv[3], &prec)) {
+        fprintf(stderr, "vgpt-bench: precision '%s' is not fp32 or bf16\n", argv[3]);
+        return 2;
+    }
     vgpt_set_threads(threads);
     double peak = sgemm_peak(), bw = read_bandwidth(threads);
     printf("{\"bench\":\"machine\",\"threads\":%d,\"sgemm_gflops\":%.1f,\"read_gb_per_s\":%.1f}\n", threads, peak, bw);
     fflush(stdout);
     vgpt_err err;
     vgpt_model *m;
-    if (vgpt_model_load(argv[1], VGPT_LOAD_ALL, &m, &err)) {
+    if (vgpt_model_load(argv[1], VGPT_LOAD_ALL | (prec == VGPT_BF16 ? VGPT_LOAD_BF16 : 0), &m, &err)) {
         fprintf(stderr, "vgpt-bench: %s\n", err.msg);
         return 1;
     }
@@ -230,6 +236,8 @@ int main(int argc, char **argv) {
     bench_decoder(m, &d, bw * 1e9, peak);
     bench_captions(m, enc, &d, 4, 1);
     bench_captions(m, enc, &d, 64, 16);
+    printf("{\"bench\":\"isa\",\"precision\":\"%s\",\"kernels\":\"%s\",\"onednn\":\"%s\"}\n",
+           vgpt_precision_name(prec), vgpt_kernels_get()->name, m->mm_ctx ? vgpt_mm_isa(m->mm_ctx) : "unused");
     vgpt_encoder_free(enc);
     vgpt_gpt_run_free(&d);
     vgpt_model_free(m);

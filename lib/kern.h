@@ -1,0 +1,36 @@
+/* kern.h - the hand-written kernels, one set per instruction set.
+ *
+ * vgpt is built for every x86-64 host (no -march=native): the few loops
+ * that OpenBLAS and oneDNN do not cover (the decoder's packed products and
+ * its one-row attention dot products) come in AVX-512, AVX2 and generic C
+ * versions, each file built with its own target flags, and the best one
+ * the CPU runs is chosen once per process.  VGPT_ISA=generic|avx2|avx512
+ * lowers the choice (never raises it past the CPU): tests run the engine
+ * with the generic path forced, so the fallback is proven, not assumed. */
+#ifndef VGPT_KERN_H
+#define VGPT_KERN_H
+
+#include "packed.h"
+
+/* One product out (M,OC) = inp (M,C) @ packed W^T, as packed.c splits it. */
+typedef struct vgpt_panel_job {
+    float *out;
+    const float *inp;
+    const vgpt_packed *w;
+    int M, flags;
+} vgpt_panel_job;
+
+typedef struct vgpt_kernels {
+    const char *name; /* "avx512", "avx2", "generic" */
+    /* Panels pn0..pn1-1 of the product, every row. */
+    void (*panels)(const vgpt_panel_job *j, int pn0, int pn1);
+    float (*dot)(const float *a, const float *b, int n);
+} vgpt_kernels;
+
+extern const vgpt_kernels vgpt_kernels_avx512, vgpt_kernels_avx2, vgpt_kernels_generic;
+
+/* The set for this CPU and VGPT_ISA, chosen on first use (a constant of
+ * the process from then on). */
+const vgpt_kernels *vgpt_kernels_get(void);
+
+#endif

@@ -1,0 +1,33 @@
+/* kern_generic.c - the kernels in plain C, for any x86-64 (and the
+ * reference the vector versions are tested against): the same sequential
+ * sum over k per output as the vector kernels. */
+#include "kern.h"
+
+#include "kernels.h"
+
+static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
+    int C = j->w->C, OC = j->w->OC;
+    for (int pn = pn0; pn < pn1; pn++) {
+        const float *pw = j->w->p + (size_t)pn * C * VGPT_PANEL;
+        for (int m = 0; m < j->M; m++) {
+            const float *x = j->inp + (size_t)m * C;
+            for (int c = 0; c < VGPT_PANEL && pn * VGPT_PANEL + c < OC; c++) {
+                int o = pn * VGPT_PANEL + c;
+                float acc = 0.0f;
+                for (int k = 0; k < C; k++) acc += x[k] * pw[(size_t)k * VGPT_PANEL + c];
+                acc += j->w->bias ? j->w->bias[o] : 0.0f;
+                float *dst = j->out + (size_t)m * OC + o;
+                *dst = j->flags & VGPT_ACCUMULATE ? *dst + acc : acc;
+                if (j->flags & VGPT_GELU_TANH) vgpt_gelu_tanh(dst, 1);
+            }
+        }
+    }
+}
+
+static float dot(const float *a, const float *b, int n) {
+    float acc = 0.0f;
+    for (int i = 0; i < n; i++) acc += a[i] * b[i];
+    return acc;
+}
+
+const vgpt_kernels vgpt_kernels_generic = {"generic", panels, dot};

@@ -1,0 +1,16 @@
+/* linear.h - a bound Linear layer applied in whichever form its weight is
+ * held: fp32 (OpenBLAS, kernels.h) or bf16 (oneDNN, mm.h). */
+#ifndef VGPT_LINEAR_H
+#define VGPT_LINEAR_H
+
+#include "model.h"
+
+/* out (N,l->out) = inp (N,l->in) @ W^T + b; flags: VGPT_ACCUMULATE (packed.h). */
+void vgpt_lin_forward(float *out, const float *inp, const vgpt_lin *l, int N, int flags);
+
+/* 1 if the layer exists (bound, in either form). */
+static inline int vgpt_lin_present(const vgpt_lin *l) {
+    return l->w || l->mm;
+}
+
+#endif

@@ -1,0 +1,52 @@
+/* mm.h - bf16 matrix products through oneDNN (--precision bf16).
+ *
+ * A weight is converted once, at load, from the checkpoint's fp32 (OC,C)
+ * into bf16 in the layout oneDNN's matmul prefers on this CPU (AMX tiles,
+ * AVX512-BF16 pairs), and held only in that form.  Each product widens
+ * nothing: the fp32 input rows are rounded to bf16, multiplied with fp32
+ * accumulation, and the fp32 result gets the bias, the residual sum and
+ * GELU in fp32.  oneDNN picks the instruction set at run time, so one
+ * binary serves every host. */
+#ifndef VGPT_MM_H
+#define VGPT_MM_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "packed.h"
+
+typedef enum { VGPT_FP32 = 0, VGPT_BF16 = 1 } vgpt_precision;
+
+/* "fp32" / "bf16"; parse returns -1 for anything else. */
+const char *vgpt_precision_name(vgpt_precision p);
+int vgpt_precision_parse(const char *s, vgpt_precision *out);
+
+/* The oneDNN engine, stream and scratch one model's products share. */
+typedef struct vgpt_mm_ctx vgpt_mm_ctx;
+typedef struct vgpt_mm vgpt_mm;
+
+/* Fails (naming the CPU's limit) when oneDNN has no bf16 matmul here. */
+int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err);
+void vgpt_mm_ctx_free(vgpt_mm_ctx *c);
+/* The implementation oneDNN chose for the products so far, e.g.
+ * "brg:avx512_core_amx_bf16" ("none" before the first). */
+const char *vgpt_mm_isa(const vgpt_mm_ctx *c);
+
+/* A bf16 copy of n fp32 weights w[i] (rows[i], C) stacked into one
+ * (sum rows, C) weight, with biases b[i] (b NULL or b[i] NULL = zeros). */
+vgpt_mm *vgpt_mm_new(vgpt_mm_ctx *c, int C, int n, const float *const *w, const float *const *b,
+                     const int *rows, vgpt_err *err);
+void vgpt_mm_free(vgpt_mm *w);
+/* Bytes the bf16 weight holds. */
+size_t vgpt_mm_bytes(const vgpt_mm *w);
+
+/* out (M,OC) = inp (M,C) @ W^T + bias, then what flags ask for (packed.h's
+ * VGPT_ACCUMULATE, VGPT_GELU_TANH).  A oneDNN failure (out of memory for a
+ * new shape's primitive) leaves out unchanged and is kept in the context
+ * for vgpt_mm_ctx_check: the layers above stay void, their callers check
+ * once per forward pass. */
+void vgpt_mm_run(const vgpt_mm *w, float *out, const float *inp, int M, int flags);
+/* -1 with the first failure's message if any product failed since the last check. */
+int vgpt_mm_ctx_check(vgpt_mm_ctx *c, vgpt_err *err);
+
+#endif

@@ -1,0 +1,294 @@
+/* mm_dnnl.c - bf16 matrix products on oneDNN's matmul primitive (mm.h).
+ *
+ * oneDNN's primitives are built for one shape: building one costs about a
+ * millisecond (it JITs code for the CPU), a decoding step runs ~60 products
+ * and the ViT a few per layer, so each weight keeps the primitives of the
+ * row counts it has seen (a handful: batch sizes) and products reuse them.
+ * The weight's layout is chosen once, for the first shape, and every later
+ * shape is built on that layout (oneDNN's brgemm kernels accept it for any
+ * row count).  One mutex per context: oneDNN's stream and the bf16 input
+ * scratch are shared, and OpenMP inside each product uses the cores
+ * (vgpt_set_threads, kernels.h, sets how many). */
+#include "mm.h"
+
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MM_SHAPES 8 /* primitives kept per weight */
+
+struct vgpt_mm_ctx {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    pthread_mutex_t lock;
+    uint16_t *scratch; /* the input rows in bf16 */
+    size_t scratch_n;
+    char isa[64];
+    int failed;
+    vgpt_err first;
+};
+
+typedef struct mm_shape {
+    int M, flags;
+    unsigned long used;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst;
+} mm_shape;
+
+struct vgpt_mm {
+    vgpt_mm_ctx *c;
+    int C, OC;
+    dnnl_memory_desc_t wmd; /* the bf16 weight's layout */
+    dnnl_memory_t wmem, bmem;
+    float *bias;
+    unsigned long tick;
+    mm_shape shapes[MM_SHAPES];
+};
+
+const char *vgpt_precision_name(vgpt_precision p) {
+    return p == VGPT_BF16 ? "bf16" : "fp32";
+}
+
+int vgpt_precision_parse(const char *s, vgpt_precision *out) {
+    if (!strcmp(s, "fp32")) *out = VGPT_FP32;
+    else if (!strcmp(s, "bf16")) *out = VGPT_BF16;
+    else return -1;
+    return 0;
+}
+
+static void md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {d0, d1};
+    dnnl_memory_desc_init_by_tag(md, 2, dims, t, tag);
+}
+
+/* A matmul (M,C) bf16 x (C,OC) weight -> (M,OC) fp32 with bias and flags;
+ * wmd NULL lets oneDNN choose the weight's layout. */
+static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, vgpt_mm_ctx *c, int M, int C, int OC, int flags,
+                               const dnnl_memory_desc_t *wmd) {
+    dnnl_memory_desc_t src, wei, bias, dst;
+    md2(&src, M, C, dnnl_bf16, dnnl_ab);
+    if (wmd) wei = *wmd;
+    else md2(&wei, C, OC, dnnl_bf16, dnnl_format_tag_any);
+    md2(&bias, 1, OC, dnnl_f32, dnnl_ab);
+    md2(&dst, M, OC, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t desc;
+    dnnl_status_t s = dnnl_matmul_desc_init(&desc, &src, &wei, &bias, &dst);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    if (s == dnnl_success && flags) {
+        s = dnnl_primitive_attr_create(&attr);
+        if (s == dnnl_success) s = dnnl_post_ops_create(&po);
+        if (s == dnnl_success && (flags & VGPT_ACCUMULATE)) s = dnnl_post_ops_append_sum(po, 1.0f);
+        if (s == dnnl_success && (flags & VGPT_GELU_TANH))
+            s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f);
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, po);
+    }
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &desc, attr, c->engine, NULL);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err) {
+    vgpt_mm_ctx *c = calloc(1, sizeof *c);
+    if (!c) return vgpt_err_set(err, "bf16: out of memory");
+    snprintf(c->isa, sizeof c->isa, "none");
+    pthread_mutex_init(&c->lock, NULL);
+    *out = c;
+    if (dnnl_engine_create(&c->engine, dnnl_cpu, 0) || dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags)) {
+        vgpt_mm_ctx_free(c);
+        return vgpt_err_set(err, "bf16: cannot start oneDNN's CPU engine");
+    }
+    /* Probe one product: oneDNN 2.x has no bf16 matmul below AVX-512. */
+    dnnl_primitive_desc_t pd;
+    if (matmul_pd(&pd, c, 16, 64, 64, 0, NULL)) {
+        vgpt_mm_ctx_free(c);
+        *out = NULL;
+        return vgpt_err_set(err, "--precision bf16: oneDNN has no bf16 matrix product for this CPU (it needs AVX-512; "
+                                 "AMX or AVX512-BF16 make it fast); use --precision fp32");
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return 0;
+}
+
+void vgpt_mm_ctx_free(vgpt_mm_ctx *c) {
+    if (!c) return;
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->engine) dnnl_engine_destroy(c->engine);
+    pthread_mutex_destroy(&c->lock);
+    free(c->scratch);
+    free(c);
+}
+
+const char *vgpt_mm_isa(const vgpt_mm_ctx *c) {
+    return c->isa;
+}
+
+int vgpt_mm_ctx_check(vgpt_mm_ctx *c, vgpt_err *err) {
+    pthread_mutex_lock(&c->lock);
+    int failed = c->failed;
+    if (failed && err) *err = c->first;
+    c->failed = 0;
+    pthread_mutex_unlock(&c->lock);
+    return failed ? -1 : 0;
+}
+
+/* The stacked (OC,C) fp32 weight: w[0] itself when there is one. */
+static float *stack_weights(int C, int n, const float *const *w, const int *rows, int OC, int *owned) {
+    *owned = n > 1;
+    if (n == 1) return (float *)w[0];
+    float *all = malloc((size_t)OC * C * sizeof(float));
+    for (int i = 0, o = 0; all && i < n; o += rows[i++]) memcpy(all + (size_t)o * C, w[i], (size_t)rows[i] * C * sizeof(float));
+    return all;
+}
+
+/* Converts the fp32 (OC,C) rows into w->wmem, in the layout w->wmd. */
+static int reorder_weights(vgpt_mm *w, const float *src) {
+    dnnl_memory_desc_t smd;
+    md2(&smd, w->C, w->OC, dnnl_f32, dnnl_ba); /* (C,OC) seen through (OC,C) rows */
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t smem = NULL;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, &smd, w->c->engine, &w->wmd, w->c->engine, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_create(&r, rpd);
+    if (s == dnnl_success) s = dnnl_memory_create(&smem, &smd, w->c->engine, (void *)src);
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, smem}, {DNNL_ARG_TO, w->wmem}};
+        s = dnnl_primitive_execute(r, w->c->stream, 2, args);
+        if (s == dnnl_success) s = dnnl_stream_wait(w->c->stream);
+    }
+    if (smem) dnnl_memory_destroy(smem);
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return s == dnnl_success ? 0 : -1;
+}
+
+static int setup_weight(vgpt_mm *w, const float *src) {
+    dnnl_primitive_desc_t pd;
+    if (matmul_pd(&pd, w->c, 16, w->C, w->OC, 0, NULL)) return -1;
+    w->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_desc_t bmd;
+    md2(&bmd, 1, w->OC, dnnl_f32, dnnl_ab);
+    if (dnnl_memory_create(&w->wmem, &w->wmd, w->c->engine, DNNL_MEMORY_ALLOCATE) ||
+        dnnl_memory_create(&w->bmem, &bmd, w->c->engine, w->bias))
+        return -1;
+    return reorder_weights(w, src);
+}
+
+vgpt_mm *vgpt_mm_new(vgpt_mm_ctx *c, int C, int n, const float *const *w, const float *const *b,
+                     const int *rows, vgpt_err *err) {
+    int OC = 0, owned;
+    for (int i = 0; i < n; i++) OC += rows[i];
+    vgpt_mm *m = calloc(1, sizeof *m);
+    float *src = m ? stack_weights(C, n, w, rows, OC, &owned) : NULL;
+    if (m) *m = (vgpt_mm){.c = c, .C = C, .OC = OC, .bias = calloc(OC, sizeof(float))};
+    if (!m || !src || !m->bias) {
+        if (m && owned) free(src);
+        vgpt_mm_free(m);
+        vgpt_err_set(err, "bf16: out of memory for a (%d,%d) weight", OC, C);
+        return NULL;
+    }
+    for (int i = 0, o = 0; b && i < n; o += rows[i++])
+        if (b[i]) memcpy(m->bias + o, b[i], (size_t)rows[i] * sizeof(float));
+    pthread_mutex_lock(&c->lock);
+    int rc = setup_weight(m, src);
+    pthread_mutex_unlock(&c->lock);
+    if (owned) free(src);
+    if (rc) {
+        vgpt_mm_free(m);
+        vgpt_err_set(err, "bf16: oneDNN cannot convert a (%d,%d) weight (out of memory?)", OC, C);
+        return NULL;
+    }
+    return m;
+}
+
+static void shape_clear(mm_shape *s) {
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    if (s->src) dnnl_memory_destroy(s->src);
+    if (s->dst) dnnl_memory_destroy(s->dst);
+    memset(s, 0, sizeof *s);
+}
+
+void vgpt_mm_free(vgpt_mm *w) {
+    if (!w) return;
+    for (int i = 0; i < MM_SHAPES; i++) shape_clear(&w->shapes[i]);
+    if (w->wmem) dnnl_memory_destroy(w->wmem);
+    if (w->bmem) dnnl_memory_destroy(w->bmem);
+    free(w->bias);
+    free(w);
+}
+
+size_t vgpt_mm_bytes(const vgpt_mm *w) {
+    return dnnl_memory_desc_get_size(&w->wmd);
+}
+
+/* The primitive for (M, flags): kept, or built in the least recently used slot. */
+static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
+    mm_shape *lru = &w->shapes[0];
+    for (int i = 0; i < MM_SHAPES; i++) {
+        mm_shape *s = &w->shapes[i];
+        if (s->prim && s->M == M && s->flags == flags) return s->used = ++w->tick, s;
+        if (s->used < lru->used) lru = s;
+    }
+    shape_clear(lru);
+    dnnl_primitive_desc_t pd;
+    if (matmul_pd(&pd, w->c, M, w->C, w->OC, flags, &w->wmd)) return NULL;
+    const char *impl = NULL;
+    if (!strcmp(w->c->isa, "none") && !dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) && impl)
+        snprintf(w->c->isa, sizeof w->c->isa, "%s", impl);
+    dnnl_memory_desc_t src, dst;
+    md2(&src, M, w->C, dnnl_bf16, dnnl_ab);
+    md2(&dst, M, w->OC, dnnl_f32, dnnl_ab);
+    dnnl_status_t s = dnnl_primitive_create(&lru->prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (s == dnnl_success) s = dnnl_memory_create(&lru->src, &src, w->c->engine, DNNL_MEMORY_NONE);
+    if (s == dnnl_success) s = dnnl_memory_create(&lru->dst, &dst, w->c->engine, DNNL_MEMORY_NONE);
+    if (s != dnnl_success) return shape_clear(lru), NULL;
+    lru->M = M, lru->flags = flags, lru->used = ++w->tick;
+    return lru;
+}
+
+/* Round to nearest even, as every bf16 conversion in PyTorch and oneDNN;
+ * a NaN stays a (quiet) NaN. */
+static void to_bf16(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u)
+            dst[i] = (uint16_t)((u >> 16) | 0x40);
+        else
+            dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+    }
+}
+
+static int run_locked(vgpt_mm *w, float *out, const float *inp, int M, int flags) {
+    vgpt_mm_ctx *c = w->c;
+    size_t n = (size_t)M * w->C;
+    if (n > c->scratch_n) {
+        uint16_t *p = realloc(c->scratch, n * sizeof *p);
+        if (!p) return vgpt_err_set(&c->first, "bf16: out of memory for %d input rows", M);
+        c->scratch = p, c->scratch_n = n;
+    }
+    mm_shape *s = shape_for(w, M, flags);
+    if (!s) return vgpt_err_set(&c->first, "bf16: oneDNN cannot build a (%d,%d)x(%d,%d) product", M, w->C, w->C, w->OC);
+    to_bf16(c->scratch, inp, n);
+    dnnl_memory_set_data_handle(s->src, c->scratch);
+    dnnl_memory_set_data_handle(s->dst, out);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, w->wmem}, {DNNL_ARG_BIAS, w->bmem}, {DNNL_ARG_DST, s->dst}};
+    if (dnnl_primitive_execute(s->prim, c->stream, 4, args) || dnnl_stream_wait(c->stream))
+        return vgpt_err_set(&c->first, "bf16: oneDNN failed a (%d,%d)x(%d,%d) product", M, w->C, w->C, w->OC);
+    return 0;
+}
+
+void vgpt_mm_run(const vgpt_mm *cw, float *out, const float *inp, int M, int flags) {
+    vgpt_mm *w = (vgpt_mm *)cw; /* its primitive cache changes; the weight does not */
+    if (M <= 0) return;
+    pthread_mutex_lock(&w->c->lock);
+    if (!w->c->failed && run_locked(w, out, inp, M, flags)) w->c->failed = 1;
+    pthread_mutex_unlock(&w->c->lock);
+}
