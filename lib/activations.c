@@ -5,14 +5,21 @@
  * erff / tanhf / expf (libmvec, <= 4 ulp), which makes the ViT's 12 x
  * 3072-wide GELUs ~10x cheaper than scalar libm calls, and lets it vectorise
  * the LayerNorm sums (reassociation; error ~1e-7 relative, as the tests and
- * the oracle check).  Nothing here may rely on inf or NaN semantics. */
+ * the oracle check).  Nothing here may rely on inf or NaN semantics.
+ *
+ * The build has no -march (one binary for every x86-64 host), so each loop
+ * is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2 + FMA, baseline)
+ * and the loader picks the clone the CPU runs: the wide libmvec variants
+ * where the CPU has them. */
 #include "kernels.h"
 
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
 
-void vgpt_layernorm(float *out, const float *inp, const float *scale, const float *shift,
+#define VGPT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+VGPT_CLONES void vgpt_layernorm(float *out, const float *inp, const float *scale, const float *shift,
                     int N, int C, float eps) {
     // inp, out are (N,C); scale, shift are (C)
     for (int n = 0; n < N; n++) {
@@ -33,11 +40,11 @@ void vgpt_layernorm(float *out, const float *inp, const float *scale, const floa
     }
 }
 
-void vgpt_gelu_erf(float *x, size_t n) {
+VGPT_CLONES void vgpt_gelu_erf(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
 }
 
-void vgpt_gelu_tanh(float *x, size_t n) {
+VGPT_CLONES void vgpt_gelu_tanh(float *x, size_t n) {
     const float s = 0.7978845608028654f; /* sqrt(2/pi) */
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -45,7 +52,7 @@ void vgpt_gelu_tanh(float *x, size_t n) {
     }
 }
 
-void vgpt_softmax_rows(float *x, int rows, int cols, int causal_offset) {
+VGPT_CLONES void vgpt_softmax_rows(float *x, int rows, int cols, int causal_offset) {
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * cols;
         int n = causal_offset >= 0 && causal_offset + r + 1 < cols ? causal_offset + r + 1 : cols;

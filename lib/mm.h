@@ -46,6 +46,12 @@ size_t vgpt_mm_bytes(const vgpt_mm *w);
  * for vgpt_mm_ctx_check: the layers above stay void, their callers check
  * once per forward pass. */
 void vgpt_mm_run(const vgpt_mm *w, float *out, const float *inp, int M, int flags);
+/* For each of N sequences n: out_n (Tq, H*hd) = softmax(q_n k_n^T /
+ * sqrt(hd)) v_n, heads side by side in columns, no mask; q_n = q +
+ * n*Tq*ldq, k_n = k + n*Tk*ldk, v_n = v + n*Tk*ldv, out_n = out +
+ * n*Tq*ldo.  Products in bf16, softmax in fp32; failures as vgpt_mm_run. */
+void vgpt_mm_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                       const float *v, int ldv, int N, int Tq, int Tk, int H, int hd);
 /* -1 with the first failure's message if any product failed since the last check. */
 int vgpt_mm_ctx_check(vgpt_mm_ctx *c, vgpt_err *err);
 

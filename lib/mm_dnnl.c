@@ -18,18 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MM_SHAPES 8 /* primitives kept per weight */
+#include "mm_ctx.h"
 
-struct vgpt_mm_ctx {
-    dnnl_engine_t engine;
-    dnnl_stream_t stream;
-    pthread_mutex_t lock;
-    uint16_t *scratch; /* the input rows in bf16 */
-    size_t scratch_n;
-    char isa[64];
-    int failed;
-    vgpt_err first;
-};
+#define MM_SHAPES 8 /* primitives kept per weight */
 
 typedef struct mm_shape {
     int M, flags;
@@ -59,7 +50,7 @@ int vgpt_precision_parse(const char *s, vgpt_precision *out) {
     return 0;
 }
 
-static void md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag) {
+void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag) {
     dnnl_dims_t dims = {d0, d1};
     dnnl_memory_desc_init_by_tag(md, 2, dims, t, tag);
 }
@@ -69,11 +60,11 @@ static void md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t
 static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, vgpt_mm_ctx *c, int M, int C, int OC, int flags,
                                const dnnl_memory_desc_t *wmd) {
     dnnl_memory_desc_t src, wei, bias, dst;
-    md2(&src, M, C, dnnl_bf16, dnnl_ab);
+    vgpt_mm_md2(&src, M, C, dnnl_bf16, dnnl_ab);
     if (wmd) wei = *wmd;
-    else md2(&wei, C, OC, dnnl_bf16, dnnl_format_tag_any);
-    md2(&bias, 1, OC, dnnl_f32, dnnl_ab);
-    md2(&dst, M, OC, dnnl_f32, dnnl_ab);
+    else vgpt_mm_md2(&wei, C, OC, dnnl_bf16, dnnl_format_tag_any);
+    vgpt_mm_md2(&bias, 1, OC, dnnl_f32, dnnl_ab);
+    vgpt_mm_md2(&dst, M, OC, dnnl_f32, dnnl_ab);
     dnnl_matmul_desc_t desc;
     dnnl_status_t s = dnnl_matmul_desc_init(&desc, &src, &wei, &bias, &dst);
     dnnl_primitive_attr_t attr = NULL;
@@ -119,7 +110,8 @@ void vgpt_mm_ctx_free(vgpt_mm_ctx *c) {
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
     pthread_mutex_destroy(&c->lock);
-    free(c->scratch);
+    vgpt_buf_free(&c->rows);
+    vgpt_mm_attention_free(c);
     free(c);
 }
 
@@ -148,7 +140,7 @@ static float *stack_weights(int C, int n, const float *const *w, const int *rows
 /* Converts the fp32 (OC,C) rows into w->wmem, in the layout w->wmd. */
 static int reorder_weights(vgpt_mm *w, const float *src) {
     dnnl_memory_desc_t smd;
-    md2(&smd, w->C, w->OC, dnnl_f32, dnnl_ba); /* (C,OC) seen through (OC,C) rows */
+    vgpt_mm_md2(&smd, w->C, w->OC, dnnl_f32, dnnl_ba); /* (C,OC) seen through (OC,C) rows */
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t smem = NULL;
@@ -172,7 +164,7 @@ static int setup_weight(vgpt_mm *w, const float *src) {
     w->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(pd);
     dnnl_memory_desc_t bmd;
-    md2(&bmd, 1, w->OC, dnnl_f32, dnnl_ab);
+    vgpt_mm_md2(&bmd, 1, w->OC, dnnl_f32, dnnl_ab);
     if (dnnl_memory_create(&w->wmem, &w->wmd, w->c->engine, DNNL_MEMORY_ALLOCATE) ||
         dnnl_memory_create(&w->bmem, &bmd, w->c->engine, w->bias))
         return -1;
@@ -241,8 +233,8 @@ static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
     if (!strcmp(w->c->isa, "none") && !dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) && impl)
         snprintf(w->c->isa, sizeof w->c->isa, "%s", impl);
     dnnl_memory_desc_t src, dst;
-    md2(&src, M, w->C, dnnl_bf16, dnnl_ab);
-    md2(&dst, M, w->OC, dnnl_f32, dnnl_ab);
+    vgpt_mm_md2(&src, M, w->C, dnnl_bf16, dnnl_ab);
+    vgpt_mm_md2(&dst, M, w->OC, dnnl_f32, dnnl_ab);
     dnnl_status_t s = dnnl_primitive_create(&lru->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (s == dnnl_success) s = dnnl_memory_create(&lru->src, &src, w->c->engine, DNNL_MEMORY_NONE);
@@ -252,9 +244,7 @@ static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
     return lru;
 }
 
-/* Round to nearest even, as every bf16 conversion in PyTorch and oneDNN;
- * a NaN stays a (quiet) NaN. */
-static void to_bf16(uint16_t *dst, const float *src, size_t n) {
+VGPT_MM_CLONES void vgpt_mm_to_bf16(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &src[i], 4);
@@ -265,18 +255,19 @@ static void to_bf16(uint16_t *dst, const float *src, size_t n) {
     }
 }
 
+void *vgpt_mm_scratch(vgpt_buf *b, size_t bytes) {
+    return vgpt_buf_get(b, (bytes + 3) / 4);
+}
+
 static int run_locked(vgpt_mm *w, float *out, const float *inp, int M, int flags) {
     vgpt_mm_ctx *c = w->c;
     size_t n = (size_t)M * w->C;
-    if (n > c->scratch_n) {
-        uint16_t *p = realloc(c->scratch, n * sizeof *p);
-        if (!p) return vgpt_err_set(&c->first, "bf16: out of memory for %d input rows", M);
-        c->scratch = p, c->scratch_n = n;
-    }
+    uint16_t *src = vgpt_mm_scratch(&c->rows, n * sizeof *src);
+    if (!src) return vgpt_err_set(&c->first, "bf16: out of memory for %d input rows", M);
     mm_shape *s = shape_for(w, M, flags);
     if (!s) return vgpt_err_set(&c->first, "bf16: oneDNN cannot build a (%d,%d)x(%d,%d) product", M, w->C, w->C, w->OC);
-    to_bf16(c->scratch, inp, n);
-    dnnl_memory_set_data_handle(s->src, c->scratch);
+    vgpt_mm_to_bf16(src, inp, n);
+    dnnl_memory_set_data_handle(s->src, src);
     dnnl_memory_set_data_handle(s->dst, out);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, w->wmem}, {DNNL_ARG_BIAS, w->bmem}, {DNNL_ARG_DST, s->dst}};

@@ -32,6 +32,7 @@ typedef struct vgpt_vit {
     const float *class_token, *pos_embed; /* (width), (1+grid*grid, width) */
     vgpt_vit_layer layers[VGPT_MAX_LAYERS];
     vgpt_ln ln_final;
+    vgpt_mm_ctx *mm_ctx; /* bf16: the attention's products run here too */
 } vgpt_vit;
 
 typedef struct vgpt_resampler_layer {
@@ -43,6 +44,7 @@ typedef struct vgpt_resampler {
     int width, n_latents, depth, n_heads, head_dim;
     const float *latents; /* (n_latents, width) */
     vgpt_resampler_layer layers[8];
+    vgpt_mm_ctx *mm_ctx; /* bf16: as vgpt_vit's */
 } vgpt_resampler;
 
 typedef struct vgpt_block {

@@ -38,7 +38,10 @@ static int resampler_to_bf16(vgpt_model *m, vgpt_err *err) {
 }
 
 int vgpt_model_to_bf16(vgpt_model *m, int parts, vgpt_err *err) {
-    if ((parts & VGPT_LOAD_ENCODER) && (vit_to_bf16(m, err) || resampler_to_bf16(m, err))) return -1;
+    if (parts & VGPT_LOAD_ENCODER) {
+        m->vit.mm_ctx = m->rs.mm_ctx = m->mm_ctx;
+        if (vit_to_bf16(m, err) || resampler_to_bf16(m, err)) return -1;
+    }
     if (!(parts & VGPT_LOAD_DECODER)) return 0;
     for (int j = 0; j < m->gpt.n_blocks; j++) {
         vgpt_block *blk = &m->gpt.blocks[j];

@@ -19,11 +19,15 @@ static void resampler_layer(const vgpt_resampler *r, const vgpt_resampler_layer 
     vgpt_lin_forward(kv, mn, &Ly->to_kv, N * M, 0);
     vgpt_layernorm(xn, x, Ly->norm_latent.scale, Ly->norm_latent.shift, N * L, D, RS_EPS);
     vgpt_lin_forward(q, xn, &Ly->to_q, N * L, 0);
-    for (int n = 0; n < N; n++) {
-        const float *k = kv + (size_t)n * M * 2 * inner;
-        vgpt_attention(att + (size_t)n * L * inner, inner, q + (size_t)n * L * inner, inner, k, 2 * inner,
-                       k + inner, 2 * inner, L, M, r->n_heads, r->head_dim, -1, ws->scratch.p);
-    }
+    if (r->mm_ctx)
+        vgpt_mm_attention(r->mm_ctx, att, inner, q, inner, kv, 2 * inner, kv + inner, 2 * inner, N, L, M, r->n_heads,
+                          r->head_dim);
+    else
+        for (int n = 0; n < N; n++) {
+            const float *k = kv + (size_t)n * M * 2 * inner;
+            vgpt_attention(att + (size_t)n * L * inner, inner, q + (size_t)n * L * inner, inner, k, 2 * inner,
+                           k + inner, 2 * inner, L, M, r->n_heads, r->head_dim, -1, ws->scratch.p);
+        }
     vgpt_lin_forward(x, att, &Ly->proj_out, N * L, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, Ly->mlp_ln.scale, Ly->mlp_ln.shift, N * L, D, RS_EPS);
     vgpt_lin_forward(hid, xn, &Ly->fc1, N * L, 0);

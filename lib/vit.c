@@ -31,11 +31,14 @@ static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int 
     float *xn = ws->xn.p, *qkv = ws->qkv.p, *att = ws->att.p, *hid = ws->hidden.p;
     vgpt_layernorm(xn, x, L->ln1.scale, L->ln1.shift, rows, D, VIT_EPS);
     vgpt_lin_forward(qkv, xn, &L->qkv, rows, 0);
-    for (int n = 0; n < N; n++) {
-        const float *q = qkv + (size_t)n * T * 3 * D;
-        vgpt_attention(att + (size_t)n * T * D, D, q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, T, T, H, hd, -1,
-                       ws->scratch.p);
-    }
+    if (v->mm_ctx)
+        vgpt_mm_attention(v->mm_ctx, att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D, N, T, T, H, hd);
+    else
+        for (int n = 0; n < N; n++) {
+            const float *q = qkv + (size_t)n * T * 3 * D;
+            vgpt_attention(att + (size_t)n * T * D, D, q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, T, T, H, hd, -1,
+                           ws->scratch.p);
+        }
     vgpt_lin_forward(x, att, &L->proj, rows, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, L->ln2.scale, L->ln2.shift, rows, D, VIT_EPS);
     vgpt_lin_forward(hid, xn, &L->fc1, rows, 0);

@@ -1,0 +1,142 @@
+/* mm_attention.c - the encoder's multi-head attention in bf16 (mm.h).
+ *
+ * In fp32 the ViT's attention is two OpenBLAS products per head and image
+ * (197x64 by 64x197): too small to thread well, so at bf16 speeds it would
+ * take most of an image's time.  Here all images and heads are one batched
+ * oneDNN matmul for the scores and one for the mix, with the softmax in
+ * fp32 between them, as in every other bf16 product. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "mm_ctx.h"
+
+/* A 4-D (N,H,rows,cols) view of a (N*rows, H*cols) matrix with row stride
+ * ld, or, transposed, of its (N,H,cols,rows). */
+static void heads_md(dnnl_memory_desc_t *md, int N, int H, int rows, int cols, int ld, int transposed,
+                     dnnl_data_type_t t) {
+    dnnl_dims_t dims = {N, H, transposed ? cols : rows, transposed ? rows : cols};
+    dnnl_dims_t strides = {(int64_t)rows * ld, cols, transposed ? 1 : ld, transposed ? ld : 1};
+    dnnl_memory_desc_init_by_strides(md, 4, dims, t, strides);
+}
+
+static dnnl_status_t matmul(dnnl_primitive_t *prim, vgpt_mm_ctx *c, const dnnl_memory_desc_t *a,
+                            const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *dst, float scale) {
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = dnnl_matmul_desc_init(&desc, a, b, NULL, dst);
+    if (s == dnnl_success) s = dnnl_primitive_attr_create(&attr);
+    if (s == dnnl_success && scale != 1.0f) s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &desc, attr, c->engine, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_create(prim, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+/* The operand layouts of one attention shape: q (N,H,Tq,hd), k^T
+ * (N,H,hd,Tk), v (N,H,Tk,hd) packed (N*T, H*hd) in bf16; scores and p
+ * (N,H,Tq,Tk); out (N,H,Tq,hd) inside the caller's (N*Tq, ldo). */
+typedef struct att_mds {
+    dnnl_memory_desc_t q, kt, v, scores, p, out;
+} att_mds;
+
+static void att_layouts(att_mds *d, const vgpt_mm_att_shape *s) {
+    int HD = s->H * s->hd;
+    heads_md(&d->q, s->N, s->H, s->Tq, s->hd, HD, 0, dnnl_bf16);
+    heads_md(&d->kt, s->N, s->H, s->Tk, s->hd, HD, 1, dnnl_bf16);
+    heads_md(&d->v, s->N, s->H, s->Tk, s->hd, HD, 0, dnnl_bf16);
+    dnnl_dims_t sd = {s->N, s->H, s->Tq, s->Tk};
+    dnnl_memory_desc_init_by_tag(&d->scores, 4, sd, dnnl_f32, dnnl_abcd);
+    dnnl_memory_desc_init_by_tag(&d->p, 4, sd, dnnl_bf16, dnnl_abcd);
+    heads_md(&d->out, s->N, s->H, s->Tq, s->hd, s->ldo, 0, dnnl_f32);
+}
+
+static vgpt_mm_att_shape *att_shape(vgpt_mm_ctx *c, const vgpt_mm_att_shape *want) {
+    vgpt_mm_att_shape *lru = &c->att[0];
+    for (int i = 0; i < VGPT_MM_ATT_SHAPES; i++) {
+        vgpt_mm_att_shape *s = &c->att[i];
+        if (s->scores && s->N == want->N && s->Tq == want->Tq && s->Tk == want->Tk && s->H == want->H &&
+            s->hd == want->hd && s->ldo == want->ldo)
+            return s->used = ++c->tick, s;
+        if (s->used < lru->used) lru = s;
+    }
+    if (lru->scores) dnnl_primitive_destroy(lru->scores);
+    if (lru->mix) dnnl_primitive_destroy(lru->mix);
+    *lru = *want;
+    att_mds d;
+    att_layouts(&d, lru);
+    if (matmul(&lru->scores, c, &d.q, &d.kt, &d.scores, 1.0f / sqrtf((float)want->hd)) ||
+        matmul(&lru->mix, c, &d.p, &d.v, &d.out, 1.0f)) {
+        if (lru->scores) dnnl_primitive_destroy(lru->scores);
+        memset(lru, 0, sizeof *lru);
+        return NULL;
+    }
+    lru->used = ++c->tick;
+    return lru;
+}
+
+void vgpt_mm_attention_free(vgpt_mm_ctx *c) {
+    for (int i = 0; i < VGPT_MM_ATT_SHAPES; i++) {
+        if (c->att[i].scores) dnnl_primitive_destroy(c->att[i].scores);
+        if (c->att[i].mix) dnnl_primitive_destroy(c->att[i].mix);
+    }
+    vgpt_buf *bufs[] = {&c->q, &c->k, &c->v, &c->p, &c->scores};
+    for (int i = 0; i < 5; i++) vgpt_buf_free(bufs[i]);
+}
+
+/* rows x HD of src (row stride ld) -> packed bf16 rows. */
+static void pack_rows(uint16_t *dst, const float *src, size_t rows, int HD, int ld) {
+    for (size_t r = 0; r < rows; r++) vgpt_mm_to_bf16(dst + r * HD, src + r * ld, (size_t)HD);
+}
+
+/* Runs one primitive on memories made over the given buffers. */
+static int exec3(vgpt_mm_ctx *c, dnnl_primitive_t prim, const dnnl_memory_desc_t *a, void *pa,
+                 const dnnl_memory_desc_t *b, void *pb, const dnnl_memory_desc_t *d, void *pd) {
+    dnnl_memory_t m[3] = {0};
+    dnnl_status_t s = dnnl_memory_create(&m[0], a, c->engine, pa);
+    if (s == dnnl_success) s = dnnl_memory_create(&m[1], b, c->engine, pb);
+    if (s == dnnl_success) s = dnnl_memory_create(&m[2], d, c->engine, pd);
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}};
+        s = dnnl_primitive_execute(prim, c->stream, 3, args);
+        if (s == dnnl_success) s = dnnl_stream_wait(c->stream);
+    }
+    for (int i = 0; i < 3; i++)
+        if (m[i]) dnnl_memory_destroy(m[i]);
+    return s == dnnl_success ? 0 : -1;
+}
+
+static int attention_locked(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                            const float *v, int ldv, int N, int Tq, int Tk, int H, int hd) {
+    int HD = H * hd;
+    size_t nq = (size_t)N * Tq * HD, nk = (size_t)N * Tk * HD, ns = (size_t)N * H * Tq * Tk;
+    uint16_t *bq = vgpt_mm_scratch(&c->q, nq * 2), *bk = vgpt_mm_scratch(&c->k, nk * 2);
+    uint16_t *bv = vgpt_mm_scratch(&c->v, nk * 2), *bp = vgpt_mm_scratch(&c->p, ns * 2);
+    float *scores = vgpt_mm_scratch(&c->scores, ns * 4);
+    if (!bq || !bk || !bv || !bp || !scores)
+        return vgpt_err_set(&c->first, "bf16: out of memory for the attention of %d sequences", N);
+    vgpt_mm_att_shape want = {.N = N, .Tq = Tq, .Tk = Tk, .H = H, .hd = hd, .ldo = ldo};
+    vgpt_mm_att_shape *s = att_shape(c, &want);
+    if (!s) return vgpt_err_set(&c->first, "bf16: oneDNN cannot build the attention of %d x %d heads", N, H);
+    pack_rows(bq, q, (size_t)N * Tq, HD, ldq);
+    pack_rows(bk, k, (size_t)N * Tk, HD, ldk);
+    pack_rows(bv, v, (size_t)N * Tk, HD, ldv);
+    att_mds d;
+    att_layouts(&d, s);
+    if (exec3(c, s->scores, &d.q, bq, &d.kt, bk, &d.scores, scores))
+        return vgpt_err_set(&c->first, "bf16: oneDNN failed the attention scores of %d sequences", N);
+    vgpt_softmax_rows(scores, (int)((size_t)N * H * Tq), Tk, -1);
+    vgpt_mm_to_bf16(bp, scores, ns);
+    if (exec3(c, s->mix, &d.p, bp, &d.v, bv, &d.out, out))
+        return vgpt_err_set(&c->first, "bf16: oneDNN failed the attention mix of %d sequences", N);
+    return 0;
+}
+
+void vgpt_mm_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                       const float *v, int ldv, int N, int Tq, int Tk, int H, int hd) {
+    pthread_mutex_lock(&c->lock);
+    if (!c->failed && attention_locked(c, out, ldo, q, ldq, k, ldk, v, ldv, N, Tq, Tk, H, hd)) c->failed = 1;
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,43 @@
+/* mm_ctx.h - what the bf16 products (mm_dnnl.c) and the bf16 attention
+ * (mm_attention.c) share: the context and a few helpers.  Private to the
+ * two files; the rest of vgpt sees mm.h. */
+#ifndef VGPT_MM_CTX_H
+#define VGPT_MM_CTX_H
+
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "mm.h"
+
+#define VGPT_MM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define VGPT_MM_ATT_SHAPES 4
+
+typedef struct vgpt_mm_att_shape {
+    int N, Tq, Tk, H, hd, ldo;
+    unsigned long used;
+    dnnl_primitive_t scores, mix; /* q k^T * scale, then p v */
+} vgpt_mm_att_shape;
+
+struct vgpt_mm_ctx {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    pthread_mutex_t lock;
+    vgpt_buf rows;               /* a product's input rows in bf16 */
+    vgpt_buf q, k, v, p, scores; /* attention's operands */
+    vgpt_mm_att_shape att[VGPT_MM_ATT_SHAPES];
+    unsigned long tick;
+    char isa[64];
+    int failed;
+    vgpt_err first;
+};
+
+void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag);
+/* Round to nearest even, as PyTorch and oneDNN convert; a NaN stays NaN. */
+void vgpt_mm_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* bytes of b (grown as needed), NULL when out of memory. */
+void *vgpt_mm_scratch(vgpt_buf *b, size_t bytes);
+void vgpt_mm_attention_free(vgpt_mm_ctx *c);
+
+#endif
