@@ -36,7 +36,8 @@ static void engine_free(engine *e) {
 
 static int engine_init(engine *e, const cli_opts *o, const char *argv0, vgpt_err *err) {
     memset(e, 0, sizeof *e);
-    if (vgpt_model_load(o->model, VGPT_LOAD_ALL, &e->model, err)) return -1;
+    int bf16 = o->precision == VGPT_BF16 ? VGPT_LOAD_BF16 : 0;
+    if (vgpt_model_load(o->model, VGPT_LOAD_ALL | bf16, &e->model, err)) return -1;
     if (e->model->vit.image != VGPT_IMAGE_SIZE)
         return vgpt_err_set(err, "%s: the ViT expects %dx%d images; vgpt preprocesses to %dx%d", o->model,
                             e->model->vit.image, e->model->vit.image, VGPT_IMAGE_SIZE, VGPT_IMAGE_SIZE);

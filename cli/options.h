@@ -5,6 +5,7 @@
 #include "curve.h"
 #include "generate.h"
 #include "image.h"
+#include "mm.h"
 
 typedef enum { FMT_TSV, FMT_JSONL } out_format;
 
@@ -27,6 +28,7 @@ typedef struct cli_opts {
     char cache_buf[4096];
     int batch;             /* images per encoder pass */
     int threads;
+    vgpt_precision precision; /* --precision: of the matrix products */
     int null_input;        /* -0/--null: paths on stdin end with NUL, not newline */
     int progress;          /* -1 auto (stderr is a tty), 0 off, 1 on */
     int verbose;

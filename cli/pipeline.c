@@ -281,7 +281,7 @@ static int connect_all(client *c, const char *argv0, vgpt_err *err) {
         cli_embedded_cfg cfg = {.bindir = dir, .model = o->model, .cache_dir = o->cache_dir,
                             .enc_threads = o->enc_threads ? o->enc_threads : o->threads,
                             .dec_threads = o->dec_threads ? o->dec_threads : o->threads,
-                            .batch = o->batch, .verbose = o->verbose};
+                            .batch = o->batch, .precision = o->precision, .verbose = o->verbose};
         if (cli_embedded_start(&c->emb, &cfg, 300, err)) return -1;
         c->embedded_on = 1;
         pre = c->emb.ep_pre;

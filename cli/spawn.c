@@ -339,7 +339,7 @@ static void build_argv(cli_embedded *e, const cli_embedded_cfg *c) {
     char *dec = keep(e, 2, "%s/decoderd", c->bindir);
     char *et = keep(e, 3, "%d", c->enc_threads), *dt = keep(e, 4, "%d", c->dec_threads);
     char *b = keep(e, 5, "%d", c->batch);
-    char *model = (char *)c->model, *stats = "0";
+    char *model = (char *)c->model, *stats = "0", *prec = (char *)vgpt_precision_name(c->precision);
     char **a = e->d[0].argv;
     int n = 0;
     a[n++] = pre; a[n++] = "--listen"; a[n++] = e->ep_pre; a[n++] = "--next"; a[n++] = e->ep_enc;
@@ -348,7 +348,7 @@ static void build_argv(cli_embedded *e, const cli_embedded_cfg *c) {
     n = 0;
     a[n++] = enc; a[n++] = "--listen"; a[n++] = e->ep_enc; a[n++] = "--next"; a[n++] = e->ep_dec;
     a[n++] = "--model"; a[n++] = model; a[n++] = "--threads"; a[n++] = et; a[n++] = "--batch"; a[n++] = b;
-    a[n++] = "--stats-interval"; a[n++] = stats;
+    a[n++] = "--stats-interval"; a[n++] = stats; a[n++] = "--precision"; a[n++] = prec;
     if (c->cache_dir) {
         a[n++] = "--cache";
         a[n++] = keep(e, 6, "%s", c->cache_dir);
@@ -357,7 +357,8 @@ static void build_argv(cli_embedded *e, const cli_embedded_cfg *c) {
     a = e->d[2].argv;
     n = 0;
     a[n++] = dec; a[n++] = "--listen"; a[n++] = e->ep_dec; a[n++] = "--model"; a[n++] = model;
-    a[n++] = "--threads"; a[n++] = dt; a[n++] = "--stats-interval"; a[n++] = stats; a[n] = NULL;
+    a[n++] = "--threads"; a[n++] = dt; a[n++] = "--stats-interval"; a[n++] = stats;
+    a[n++] = "--precision"; a[n++] = prec; a[n] = NULL;
 }
 
 /* The private directory and the names of everything it will hold. */

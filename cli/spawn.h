@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "mm.h"
 
 #define SPAWN_MAX_ARGS 24
 #define SPAWN_BACKOFF_MIN_S 0.1     /* first wait before a restart; doubles per death */
@@ -59,6 +60,7 @@ typedef struct cli_embedded_cfg {
     const char *model;
     const char *cache_dir;    /* NULL = no token cache */
     int enc_threads, dec_threads, batch;
+    vgpt_precision precision;
     int verbose;
 } cli_embedded_cfg;
 

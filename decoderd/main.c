@@ -24,6 +24,7 @@
 typedef struct dec_opts {
     const char *listen, *model;
     long threads, max_seqs;
+    vgpt_precision precision;
     vgpt_node_opts node;
 } dec_opts;
 
@@ -63,6 +64,8 @@ static const char usage_text[] =
     "  -m, --model PATH       checkpoint (.pth); default $VGPT_MODEL\n"
     "  -t, --threads N        compute threads (default: the CPUs this process may use)\n"
     "      --max-seqs N       sequences stepped together at most (beams count; default 64)\n"
+    "      --precision P      fp32 (default, exact) or bf16: matrix products in bf16\n"
+    "                         with fp32 sums (oneDNN: AMX / AVX512-BF16; needs AVX-512)\n"
     VGPT_NODE_USAGE
     "  -h, --help             this text\n"
     "\n"
@@ -75,7 +78,7 @@ static const char usage_text[] =
 static int parse(int argc, char **argv, dec_opts *o) {
     static const struct option lo[] = {{"listen", 1, 0, 'l'},  {"model", 1, 0, 'm'},
                                        {"threads", 1, 0, 't'}, {"max-seqs", 1, 0, 'S'},
-                                       VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                       {"precision", 1, 0, 'P'}, VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     long ncpu = vgpt_cpu_count();
     *o = (dec_opts){.model = getenv("VGPT_MODEL"), .threads = ncpu > 0 ? ncpu : 1, .max_seqs = 64};
     vgpt_node_opts_default(&o->node);
@@ -87,6 +90,7 @@ static int parse(int argc, char **argv, dec_opts *o) {
         case 'm': o->model = optarg; break;
         case 't': bad = vgpt_opt_long("decoderd", "threads", optarg, 1, 1024, &o->threads); break;
         case 'S': bad = vgpt_opt_long("decoderd", "max-seqs", optarg, 1, 4096, &o->max_seqs); break;
+        case 'P': bad = vgpt_opt_precision("decoderd", optarg, &o->precision); break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: bad = 1;
         }
@@ -104,7 +108,8 @@ static int seats(const vgpt_gen_opts *g) { return g->mode == VGPT_BEAM && g->bea
 
 static int setup(dec_ctx *x, char **argv, vgpt_err *err) {
     if (x->o.threads > 0) vgpt_set_threads((int)x->o.threads);
-    if (vgpt_model_load(x->o.model, VGPT_LOAD_DECODER, &x->model, err)) return -1;
+    int bf16 = x->o.precision == VGPT_BF16 ? VGPT_LOAD_BF16 : 0;
+    if (vgpt_model_load(x->o.model, VGPT_LOAD_DECODER | bf16, &x->model, err)) return -1;
     if (vgpt_tok_load(x->o.model, argv[0], &x->tok, err)) return -1;
     if (vgpt_gpt_run_init(&x->dec, x->model, (int)x->o.threads, err)) return -1;
     /* admission stops at --max-seqs, so one more request's beams may overshoot it */

@@ -23,6 +23,7 @@
 typedef struct enc_opts {
     const char *listen, *next, *model, *cache_dir;
     long threads, batch, wait_ms, cache_mb;
+    vgpt_precision precision;
     vgpt_node_opts node;
 } enc_opts;
 
@@ -52,6 +53,9 @@ static const char usage_text[] =
     "  -m, --model PATH       checkpoint (.pth); default $VGPT_MODEL\n"
     "  -t, --threads N        OpenBLAS threads (default: the CPUs this process may use)\n"
     "  -b, --batch N          images per encoder pass, at most (default 8, max 64)\n"
+    "      --precision P      fp32 (default, exact) or bf16: matrix products in bf16\n"
+    "                         with fp32 sums (oneDNN: AMX / AVX512-BF16; needs AVX-512);\n"
+    "                         cached tokens are kept apart per precision\n"
     "      --batch-wait-ms N  how long to wait for a batch to fill (default 5)\n"
     "      --cache DIR        visual-token cache (LMDB) directory; none by default\n"
     "      --cache-max-mb N   cache size bound, least recently used evicted (default 2048)\n"
@@ -65,7 +69,7 @@ static int parse(int argc, char **argv, enc_opts *o) {
     static const struct option lo[] = {
         {"listen", 1, 0, 'l'}, {"next", 1, 0, 'n'}, {"model", 1, 0, 'm'}, {"threads", 1, 0, 't'},
         {"batch", 1, 0, 'b'},  {"batch-wait-ms", 1, 0, 'w'}, {"cache", 1, 0, 'c'}, {"cache-max-mb", 1, 0, 'M'},
-        VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"precision", 1, 0, 'P'}, VGPT_NODE_LONG_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (enc_opts){.model = getenv("VGPT_MODEL"), .threads = vgpt_cpu_count(), .batch = 8, .wait_ms = 5, .cache_mb = 2048};
     vgpt_node_opts_default(&o->node);
     int c;
@@ -76,6 +80,7 @@ static int parse(int argc, char **argv, enc_opts *o) {
         case 'n': o->next = optarg; break;
         case 'm': o->model = optarg; break;
         case 'c': o->cache_dir = optarg; break;
+        case 'P': bad = vgpt_opt_precision("encoderd", optarg, &o->precision); break;
         case 't': bad = vgpt_opt_long("encoderd", "threads", optarg, 1, 1024, &o->threads); break;
         case 'b': bad = vgpt_opt_long("encoderd", "batch", optarg, 1, MAX_BATCH, &o->batch); break;
         case 'w': bad = vgpt_opt_long("encoderd", "batch-wait-ms", optarg, 0, 60000, &o->wait_ms); break;
@@ -94,7 +99,8 @@ static int parse(int argc, char **argv, enc_opts *o) {
 
 static int setup(enc_ctx *x, vgpt_err *err) {
     if (x->o.threads > 0) vgpt_set_threads((int)x->o.threads);
-    if (vgpt_model_load(x->o.model, VGPT_LOAD_ENCODER, &x->model, err)) return -1;
+    int bf16 = x->o.precision == VGPT_BF16 ? VGPT_LOAD_BF16 : 0;
+    if (vgpt_model_load(x->o.model, VGPT_LOAD_ENCODER | bf16, &x->model, err)) return -1;
     if (vgpt_encoder_new(x->model, &x->enc, err)) return -1;
     if (vgpt_encoder_image_size(x->enc) != VGPT_IMAGE_SIZE)
         return vgpt_err_set(err, "%s: the ViT expects %d px images, vgpt sends %d", x->o.model,
@@ -126,7 +132,7 @@ static void process(enc_ctx *x, int n) {
     for (int i = 0; i < n; i++) {
         vgpt_msg *m = &x->msgs[i];
         if (m->has_hash) {
-            vgpt_cache_key(m->hash, &m->img, x->model->fingerprint, x->keys[i]);
+            vgpt_cache_key(m->hash, &m->img, x->model->fingerprint, x->o.precision, x->keys[i]);
             if (vgpt_cache_get(x->cache, x->keys[i], x->hit_tokens, x->L, x->C)) {
                 send_tokens(x, m, x->hit_tokens, 1);
                 continue;

@@ -456,7 +456,8 @@ void vgpt_cache_free(vgpt_cache *c) {
     free(c);
 }
 
-void vgpt_cache_key(const uint8_t image_hash[32], const vgpt_image_opts *o, const char *fingerprint, uint8_t key[32]) {
+void vgpt_cache_key(const uint8_t image_hash[32], const vgpt_image_opts *o, const char *fingerprint,
+                    vgpt_precision precision, uint8_t key[32]) {
     vgpt_sha256_ctx s;
     uint8_t settings[3] = {(uint8_t)(o->autorotate != 0), (uint8_t)(o->fast_decode != 0),
                            (uint8_t)(o->accept_truncated != 0)};
@@ -465,6 +466,10 @@ void vgpt_cache_key(const uint8_t image_hash[32], const vgpt_image_opts *o, cons
     vgpt_sha256_update(&s, image_hash, 32);
     vgpt_sha256_update(&s, settings, sizeof settings);
     vgpt_sha256_update(&s, fingerprint, strlen(fingerprint));
+    if (precision != VGPT_FP32) { /* fp32 keys are those written before bf16 existed */
+        const char *p = vgpt_precision_name(precision);
+        vgpt_sha256_update(&s, p, strlen(p));
+    }
     vgpt_sha256_final(&s, key);
 }
 

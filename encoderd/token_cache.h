@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "image.h"
+#include "mm.h"
 
 typedef struct vgpt_cache vgpt_cache;
 
@@ -29,8 +30,11 @@ typedef struct vgpt_cache_stats {
 vgpt_cache *vgpt_cache_open(const char *dir, size_t max_mb, const char *log_name);
 void vgpt_cache_free(vgpt_cache *c);
 
-/* key = SHA-256(image content hash, preprocessing settings, model fingerprint). */
-void vgpt_cache_key(const uint8_t image_hash[32], const vgpt_image_opts *o, const char *fingerprint, uint8_t key[32]);
+/* key = SHA-256(image content hash, preprocessing settings, model
+ * fingerprint, precision of the products): bf16 tokens never answer an
+ * fp32 request, nor the reverse. */
+void vgpt_cache_key(const uint8_t image_hash[32], const vgpt_image_opts *o, const char *fingerprint,
+                    vgpt_precision precision, uint8_t key[32]);
 
 /* 1 and tokens (L,C) filled on a hit, 0 on a miss (tokens then undefined). */
 int vgpt_cache_get(vgpt_cache *c, const uint8_t key[32], float *tokens, int L, int C);

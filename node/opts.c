@@ -18,6 +18,12 @@ int vgpt_opt_long(const char *prog, const char *opt, const char *val, long lo, l
     return 0;
 }
 
+int vgpt_opt_precision(const char *prog, const char *val, vgpt_precision *out) {
+    if (!vgpt_precision_parse(val, out)) return 0;
+    fprintf(stderr, "%s: invalid value '%s' for --precision: expected fp32 or bf16\n", prog, val);
+    return -1;
+}
+
 int vgpt_opt_double(const char *prog, const char *opt, const char *val, double lo, double hi, double *out) {
     char *end;
     errno = 0;

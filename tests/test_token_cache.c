@@ -33,7 +33,18 @@ static void key_of(int i, uint8_t key[32]) {
     vgpt_image_opts_default(&o);
     h[0] = (uint8_t)i;
     h[1] = (uint8_t)(i >> 8);
-    vgpt_cache_key(h, &o, "fp", key);
+    vgpt_cache_key(h, &o, "fp", VGPT_FP32, key);
+}
+
+/* The precision is part of the key: bf16 tokens never answer an fp32 request. */
+static void test_key_precision(check_state *st) {
+    uint8_t h[32] = {0}, a[32], b[32], a2[32];
+    vgpt_image_opts o;
+    vgpt_image_opts_default(&o);
+    vgpt_cache_key(h, &o, "fp", VGPT_FP32, a);
+    vgpt_cache_key(h, &o, "fp", VGPT_BF16, b);
+    vgpt_cache_key(h, &o, "fp", VGPT_FP32, a2);
+    CHECK(st, memcmp(a, b, 32) != 0 && memcmp(a, a2, 32) == 0, "cache key: fp32 and bf16 keys differ, fp32 is stable");
 }
 
 static void fill(float *t, int i) {
@@ -396,6 +407,7 @@ int main(void) {
     check_state st = {0};
     char base[4096], cmd[4200];
     if (check_scratch_dir(base, sizeof base, "test_token_cache")) return 2;
+    test_key_precision(&st);
     run(&st, base, "basics", scenario_basics);
     run(&st, base, "garbage", scenario_garbage);
     run(&st, base, "garbage_pages", scenario_garbage_pages);
