@@ -106,6 +106,42 @@ fixture tiny-fp16-2581-tied-minimal 3 10 --preset tiny --dtype fp16 --cross 2,5,
     oracle tiny-fp16-2581-tied-minimal
 fixture tiny-fp32-extras 3 10 --preset tiny --dtype fp32 --extras && oracle tiny-fp32-extras
 fixture tiny-project 2 8 --preset tiny --dtype fp32 --cross 3,6,9 --project && oracle tiny-project
+# One build for every x86-64 host: the fallback kernels are run, not assumed.
+# VGPT_ISA forces a path (tool_oracle checks it took effect); the 1e-4 bound
+# holds on each.  The pipeline inherits it (the daemons read it too).
+for isa in generic avx2; do
+    VGPT_ISA=$isa oracle tiny-fp32-pub | sed "s/^\(PASS\|FAIL\): \[/\1: [$isa /"
+    VGPT_ISA=$isa oracle tiny-fp16-pub | sed "s/^\(PASS\|FAIL\): \[/\1: [$isa /"
+done
+VGPT_ISA=generic pipeline_oracle tiny-fp32-pub 10 | sed "s/^\(PASS\|FAIL\): \[/\1: [generic /"
+
+# --precision bf16: measured against the fp32 reference (tool_oracle
+# --fidelity), judged against bf16's bounds: visual tokens and logits within
+# a few percent of their scale, the top token equal on >= 99% of the steps
+# whose reference top-2 margin exceeds 0.1.  `make bench` reports the same
+# figures on the full-size checkpoints.
+fidelity() { # fidelity NAME
+    local out
+    out=$("$build/tests/tool_oracle" "$cache/$1/model.pth" "$cache/$1/run" --fidelity bf16 2>&1)
+    $py - "$1" "$out" <<'PY'
+import json, sys
+name, out = sys.argv[1], sys.argv[2]
+try:
+    f = json.loads(out.strip().splitlines()[-1])
+except Exception:
+    print(f"FAIL: [{name} bf16] no fidelity figures: {out[-300:]}"); sys.exit(0)
+ok = f["vis_rel_err"] <= 0.1 and f["logits_rel_err"] <= 0.05 and f["decisive_steps"] > 0 and f["agreement"] >= 0.99
+print(("PASS" if ok else "FAIL") + f": [{name} bf16] visual tokens rel err {f['vis_rel_err']:.3g} <= 0.1, logits "
+      f"{f['logits_rel_err']:.3g} <= 0.05, top token agrees on {f['agree']}/{f['decisive_steps']} decisive steps (>= 99%)")
+PY
+}
+if grep -qw avx512f /proc/cpuinfo; then
+    fidelity tiny-fp32-pub
+    fidelity tiny-fp16-pub
+else
+    echo "SKIP: bf16 fidelity: this CPU has no AVX-512 (oneDNN has no bf16 matmul here)"
+fi
+
 if [ -n "$san" ] && [ -x "$san/tests/tool_oracle" ]; then
     ASAN_OPTIONS=detect_leaks=1 oracle tiny-fp32-pub "$san"
     ASAN_OPTIONS=detect_leaks=1 "$san/tests/tool_decode" "$cache/tiny-fp32-pub/model.pth" | sed 's/^\(PASS\|FAIL\): /\1: [asan] /'
@@ -117,6 +153,8 @@ if [ "${VGPT_SKIP_FULL:-0}" = 1 ]; then
 else
     fixture full-fp32-pub 2 6 --preset full --dtype fp32 && oracle full-fp32-pub && pipeline_oracle full-fp32-pub 6
     fixture full-fp16-pub 2 6 --preset full --dtype fp16 && oracle full-fp16-pub && pipeline_oracle full-fp16-pub 6
+    VGPT_ISA=generic oracle full-fp32-pub | sed "s/^\(PASS\|FAIL\): \[/\1: [generic /"
+    if grep -qw avx512f /proc/cpuinfo; then fidelity full-fp32-pub; fidelity full-fp16-pub; fi
     # no config.json: the context comes from the 256x256 masks, not the 1024 pos_emb rows
     fixture full-fp32-noconfig 1 4 --preset full --dtype fp32 --no-config --no-tokenizer && oracle full-fp32-noconfig
 fi

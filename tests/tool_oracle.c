@@ -25,6 +25,7 @@
 #include "generate_job.h"
 #include "gpt2.h"
 #include "json.h"
+#include "kern.h"
 #include "kernels.h"
 #include "model.h"
 
@@ -301,6 +302,10 @@ int main(int argc, char **argv) {
     vgpt_err err;
     vgpt_model *m;
     vgpt_set_threads(2);
+    const char *isa = getenv("VGPT_ISA");
+    if (isa && *isa)
+        CHECK(&st, !strcmp(vgpt_kernels_get()->name, isa), "VGPT_ISA=%s runs the %s kernels", isa,
+              vgpt_kernels_get()->name);
     int rc = vgpt_model_load(argv[1], VGPT_LOAD_ALL, &m, &err);
     CHECK(&st, rc == 0, "load %s%s%s", argv[1], rc ? ": " : "", rc ? err.msg : "");
     if (rc) return 1;
