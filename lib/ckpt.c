@@ -369,6 +369,10 @@ void vgpt_ckpt_drop_pages(const vgpt_ckpt *ck, const void *p, size_t bytes) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void vgpt_ckpt_drop_all(const vgpt_ckpt *ck) {
+    if (ck->mapped) vgpt_ckpt_drop_pages(ck, ck->map, ck->size);
+}
+
 void vgpt_ckpt_free(vgpt_ckpt *ck) {
     if (!ck) return;
     for (size_t i = 0; i < ck->n; i++) drop_tensor(&ck->tensors[i]);

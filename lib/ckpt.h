@@ -59,6 +59,11 @@ int vgpt_ckpt_read_f32(const vgpt_ckpt *ck, const vgpt_tensor *t, float *dst, vg
  * resident set (a later read faults them back in from the page cache).
  * Does nothing for memory outside the mapping. */
 void vgpt_ckpt_drop_pages(const vgpt_ckpt *ck, const void *p, size_t bytes);
+/* Every page of the mapping: the kernel's read-ahead around the few bytes
+ * a load samples (the fingerprint) brings in most of the file, which then
+ * stays resident beside the widened / packed / bf16 copies.  Tensors used
+ * in place come back on their first use. */
+void vgpt_ckpt_drop_all(const vgpt_ckpt *ck);
 
 /* Size in bytes of one element of dtype (0 for OTHER). */
 size_t vgpt_dtype_size(vgpt_dtype dt);

@@ -47,11 +47,16 @@ int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err
         vgpt_model_free(m);
         return -1;
     }
+    /* Before binding (it reads a few bytes of every tensor, which read-ahead
+     * turns into most of the file): those pages are dropped at once, so the
+     * file is never resident beside the widened / packed / bf16 copies; each
+     * tensor converted is then read and dropped in turn. */
+    fingerprint(m);
+    vgpt_ckpt_drop_all(m->ckpt);
     if (!(m->family = vgpt_family_detect(m->ckpt, err)) || m->family->bind(m, parts, err)) {
         vgpt_model_free(m);
         return -1;
     }
-    fingerprint(m); /* before converting: it reads bytes of every tensor */
     if (m->precision == VGPT_BF16 && vgpt_model_to_bf16(m, parts, err)) {
         vgpt_model_free(m);
         return -1;
@@ -60,6 +65,7 @@ int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err
         vgpt_model_free(m);
         return -1;
     }
+    vgpt_ckpt_drop_all(m->ckpt); /* what read-ahead brought in beyond what was converted */
     *out = m;
     return 0;
 }

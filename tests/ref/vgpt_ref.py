@@ -978,6 +978,7 @@ def _tv_encoder(Pm, d):
                                              Pm["vision.encoder.model.encoder.layers.encoder_layer_0.mlp.0.weight"].shape[0])
     pre = "vision.encoder.model."
     m.load_state_dict({k[len(pre):]: v for k, v in Pm.items() if k.startswith(pre)})
+    m.to(Pm[pre + "conv_proj.weight"].dtype)  # load_state_dict copies into the module's fp32 parameters
     m.eval()
 
     def enc(pix):
@@ -991,13 +992,16 @@ def _tv_encoder(Pm, d):
 
 
 def cmd_bench(a):
+    """PyTorch's speed in a.dtype: fp32, or bf16 (every weight and activation
+    cast to bfloat16, as a user of torch would run it on AMX / AVX512-BF16)."""
     torch.set_num_threads(a.threads)
-    Pm, d = load(a.ckpt, torch.float32)
+    dt = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    Pm, d = load(a.ckpt, dt)
     ntok = a.tokens
-    _emit(bench="setup", threads=a.threads, torch=torch.__version__, tokens=ntok,
+    _emit(bench="setup", threads=a.threads, torch=torch.__version__, tokens=ntok, dtype=a.dtype,
           omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), ckpt=a.ckpt)
     with torch.inference_mode():
-        pix16 = make_pixels(16, 1)
+        pix16 = make_pixels(16, 1).to(dt)
         tv = _tv_encoder(Pm, d)
         diff = float((tv(pix16[:2]) - encode(Pm, d, pix16[:2])).abs().max())
         _emit(bench="encoder_impls_agree", max_abs_diff=diff)
@@ -1019,13 +1023,16 @@ def cmd_bench(a):
 
         s = _timeit(lambda: greedy_kv(Pm, d, enc(pix16[:1]), ntok), reps=3)
         _emit(bench="captions_kv", images=1, batch=1, captions_per_s=round(1 / s, 3))
-        pix64 = make_pixels(64, 2)
+        pix64 = make_pixels(64, 2).to(dt)
 
         def stream():
             for i in range(0, 64, 16):
                 greedy_kv(Pm, d, enc(pix64[i:i + 16]), ntok)
         s = _timeit(stream, reps=1)
         _emit(bench="captions_kv_stream", images=64, batch=16, captions_per_s=round(64 / s, 3))
+
+        if a.quick:
+            return
 
         def published():  # whole model, ViT included, re-run for every token
             toks = torch.full((1, 1), BOS, dtype=torch.long)
@@ -1074,6 +1081,8 @@ def main():
     b.add_argument("--ckpt", required=True)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--tokens", type=int, default=20)
+    b.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    b.add_argument("--quick", action="store_true", help="skip the whole-model-per-token loop")
     a = ap.parse_args()
     try:
         {"mkckpt": cmd_mkckpt, "run": cmd_run, "check": cmd_check, "selftest": cmd_selftest,
