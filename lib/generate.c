@@ -14,6 +14,7 @@ void vgpt_caption_free(vgpt_caption *c) {
     c->n_tokens = 0;
 }
 
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) /* no -march in the build */
 int vgpt_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)

@@ -46,11 +46,13 @@ static void keep_name(char **argv) {
 }
 
 void vgpt_blas_quiet(char **argv) {
-    if (getenv("OPENBLAS_THREAD_TIMEOUT")) {
+    int changed = 0;
+    if (!getenv("OPENBLAS_THREAD_TIMEOUT")) changed |= !setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    if (!getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY")) changed |= !setenv("GOMP_SPINCOUNT", "10000", 1);
+    if (!changed) {
         keep_name(argv);
         return;
     }
-    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)) return;
     execv("/proc/self/exe", argv);
 }
 
@@ -78,6 +80,8 @@ void vgpt_linear(float *out, const float *inp, const float *weight, const float 
 
 /* One query row (the decoder's new token): plain loops, since a BLAS call
  * per head costs more than the arithmetic, and these run on pool threads. */
+/* Built three times like activations.c's loops (no -march in the build). */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 static void attend_one(float *out, const float *q, const float *k, int ldk, const float *v, int ldv, int Tk, int H,
                        int hd, float *scratch) {
     // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (Tk)

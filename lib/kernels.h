@@ -48,7 +48,10 @@ void vgpt_set_threads(int n);
  * re-executes the program (same pid, same argv, and the same process name:
  * the name "exe" the re-exec gives is replaced by argv[0]'s).  Call it
  * first in main(); a value the user set is kept, and a failed exec just
- * continues. */
+ * continues.  Likewise GOMP_SPINCOUNT=10000 for oneDNN's OpenMP threads
+ * (bf16): they spin ~10 us between the ~60 products of a decoding step
+ * (sleeping there costs a futex wake per product, 4 ms a step at batch 1)
+ * and then sleep, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set. */
 void vgpt_blas_quiet(char **argv);
 
 #endif

@@ -9,7 +9,9 @@ out=$root/build/bench
 mkdir -p "$out"
 res=$out/results.jsonl
 : > "$res"
-export OMP_WAIT_POLICY=PASSIVE
+# PyTorch's OpenMP threads must not spin on the cores the other side of a
+# comparison runs on; vgpt's own programs set their policy (kernels.h).
+torch_env() { OMP_WAIT_POLICY=PASSIVE "$@"; }
 ckdir=$out/full-fp32
 if [ ! -f "$ckdir/model.pth" ]; then
     echo "bench: writing the full-size random fp32 checkpoint (PyTorch reference) ..." >&2
@@ -30,7 +32,7 @@ echo "{\"bench\":\"memory\",\"peak_rss_mb\":$((rss_kb / 1024)),\"checkpoint_mb\"
 rm -f "$list"
 
 echo "== PyTorch reference (Debian torch, fp32, 2 threads, OMP_WAIT_POLICY=PASSIVE)" >&2
-/usr/bin/python3 "$root/tests/ref/vgpt_ref.py" bench --ckpt "$ckdir/model.pth" --threads 2 | tee -a "$res"
+torch_env /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" bench --ckpt "$ckdir/model.pth" --threads 2 | tee -a "$res"
 echo "== pipeline (issue 4)" >&2
 "$root/tools/bench_pipeline.sh" "$ckdir/model.pth" | tee -a "$res"
 if [ -x "$root/tools/bench_image.sh" ]; then
@@ -40,4 +42,12 @@ if [ -x "$root/tools/bench_image.sh" ]; then
     "$build/preprocd" --once "$big" > "$out/exact.rgb" && "$build/preprocd" --once "$big" --fast-decode > "$out/fast.rgb" &&
         "$build/tests/tool_fastdiff" "$ckdir/model.pth" "$out/exact.rgb" "$out/fast.rgb" | tee -a "$res"
 fi
+ck16=$out/full-fp16
+if [ ! -f "$ck16/model.pth" ]; then
+    echo "bench: writing the full-size random fp16 checkpoint (PyTorch reference) ..." >&2
+    /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" mkckpt --preset full --dtype fp16 --cross 3,6,9 --seed 1 \
+        --out "$ck16/model.pth" >&2
+fi
+echo "== bf16 (issue 12)" >&2
+"$root/tools/bench_bf16.sh" "$ckdir/model.pth" "$ck16/model.pth" "$out" | tee -a "$res"
 echo "bench: results in $res" >&2
