@@ -143,7 +143,8 @@ clean:
 	rm -rf build build-san
 
 # activations.c only: lets GCC use glibc's vector erff/tanhf/expf (see the file's header).
-$(B)/obj/lib/activations.o: CFLAGS += -ffast-math
+$(B)/obj/lib/activations.o: CFLAGS += -ffast-math -fopenmp
+$(B)/obj/lib/mm_dnnl.o: CFLAGS += -fopenmp
 $(B)/obj/lib/kern_avx512.o: CFLAGS += -mavx512f -mfma
 $(B)/obj/lib/kern_avx2.o: CFLAGS += -mavx2 -mfma
 

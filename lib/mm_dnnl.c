@@ -244,7 +244,7 @@ static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
     return lru;
 }
 
-VGPT_MM_CLONES void vgpt_mm_to_bf16(uint16_t *dst, const float *src, size_t n) {
+VGPT_MM_CLONES static void to_bf16_run(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &src[i], 4);
@@ -252,6 +252,20 @@ VGPT_MM_CLONES void vgpt_mm_to_bf16(uint16_t *dst, const float *src, size_t n) {
             dst[i] = (uint16_t)((u >> 16) | 0x40);
         else
             dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+    }
+}
+
+/* Split across OpenMP's threads when large: each value rounds alone. */
+void vgpt_mm_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    if (n < (1 << 16)) {
+        to_bf16_run(dst, src, n);
+        return;
+    }
+    long chunks = (long)((n + 4095) / 4096);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < chunks; c++) {
+        size_t o = (size_t)c * 4096;
+        to_bf16_run(dst + o, src + o, o + 4096 < n ? 4096 : n - o);
     }
 }
 
