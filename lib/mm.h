@@ -28,6 +28,10 @@ typedef struct vgpt_mm vgpt_mm;
 /* Fails (naming the CPU's limit) when oneDNN has no bf16 matmul here. */
 int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err);
 void vgpt_mm_ctx_free(vgpt_mm_ctx *c);
+/* release(arg, p, n) is told when n fp32 source values at p have been
+ * converted by vgpt_mm_new (a large weight in slices), so their pages can
+ * be handed back before the rest is read. */
+void vgpt_mm_ctx_set_release(vgpt_mm_ctx *c, void (*release)(void *arg, const float *p, size_t n), void *arg);
 /* The implementation oneDNN chose for the products so far, e.g.
  * "brg:avx512_core_amx_bf16" ("none" before the first). */
 const char *vgpt_mm_isa(const vgpt_mm_ctx *c);

@@ -31,6 +31,8 @@ struct vgpt_mm_ctx {
     char isa[64];
     int failed;
     vgpt_err first;
+    void (*release)(void *arg, const float *p, size_t n); /* vgpt_mm_ctx_set_release */
+    void *release_arg;
 };
 
 void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag);

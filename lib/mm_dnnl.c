@@ -105,6 +105,11 @@ int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err) {
     return 0;
 }
 
+void vgpt_mm_ctx_set_release(vgpt_mm_ctx *c, void (*release)(void *arg, const float *p, size_t n), void *arg) {
+    c->release = release;
+    c->release_arg = arg;
+}
+
 void vgpt_mm_ctx_free(vgpt_mm_ctx *c) {
     if (!c) return;
     if (c->stream) dnnl_stream_destroy(c->stream);
@@ -137,16 +142,21 @@ static float *stack_weights(int C, int n, const float *const *w, const int *rows
     return all;
 }
 
-/* Converts the fp32 (OC,C) rows into w->wmem, in the layout w->wmd. */
-static int reorder_weights(vgpt_mm *w, const float *src) {
-    dnnl_memory_desc_t smd;
-    vgpt_mm_md2(&smd, w->C, w->OC, dnnl_f32, dnnl_ba); /* (C,OC) seen through (OC,C) rows */
+/* Converts fp32 rows o0..o0+n-1 of the (OC,C) weight at src into their
+ * place in w->wmem (a sub-block of the layout w->wmd; n = OC: all). */
+static int reorder_rows(vgpt_mm *w, const float *src, int o0, int n) {
+    dnnl_memory_desc_t smd, dmd = w->wmd;
+    vgpt_mm_md2(&smd, w->C, n, dnnl_f32, dnnl_ba); /* (C,n) seen through (n,C) rows */
+    if (n < w->OC) {
+        dnnl_dims_t dims = {w->C, n}, offs = {0, o0};
+        if (dnnl_memory_desc_init_submemory(&dmd, &w->wmd, dims, offs) != dnnl_success) return -1;
+    }
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t smem = NULL;
-    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, &smd, w->c->engine, &w->wmd, w->c->engine, NULL);
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, &smd, w->c->engine, &dmd, w->c->engine, NULL);
     if (s == dnnl_success) s = dnnl_primitive_create(&r, rpd);
-    if (s == dnnl_success) s = dnnl_memory_create(&smem, &smd, w->c->engine, (void *)src);
+    if (s == dnnl_success) s = dnnl_memory_create(&smem, &smd, w->c->engine, (void *)(src + (size_t)o0 * w->C));
     if (s == dnnl_success) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, smem}, {DNNL_ARG_TO, w->wmem}};
         s = dnnl_primitive_execute(r, w->c->stream, 2, args);
@@ -156,6 +166,30 @@ static int reorder_weights(vgpt_mm *w, const float *src) {
     if (r) dnnl_primitive_destroy(r);
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     return s == dnnl_success ? 0 : -1;
+}
+
+/* A large weight goes over in slices of SLICE rows, each handed to the
+ * context's release hook once converted (its fp32 pages can go before the
+ * next slice is read: the 50257-row head would otherwise be resident in
+ * fp32 and bf16 at once).  A layout that cannot be cut there (or a small
+ * weight) goes whole. */
+#define SLICE 4096
+
+static int reorder_weights(vgpt_mm *w, const float *src) {
+    int cut = w->OC > 2 * SLICE && !reorder_rows(w, src, 0, SLICE);
+    if (!cut) {
+        if (reorder_rows(w, src, 0, w->OC)) return -1;
+    } else {
+        if (w->c->release) w->c->release(w->c->release_arg, src, (size_t)SLICE * w->C);
+        for (int o = SLICE; o < w->OC; o += SLICE) {
+            int n = w->OC - o < SLICE ? w->OC - o : SLICE;
+            if (reorder_rows(w, src, o, n)) return -1;
+            if (w->c->release) w->c->release(w->c->release_arg, src + (size_t)o * w->C, (size_t)n * w->C);
+        }
+        return 0;
+    }
+    if (w->c->release) w->c->release(w->c->release_arg, src, (size_t)w->OC * w->C);
+    return 0;
 }
 
 static int setup_weight(vgpt_mm *w, const float *src) {

@@ -33,6 +33,13 @@ void vgpt_model_drop_weight(vgpt_model *m, const float **w, size_t n) {
         vgpt_ckpt_drop_pages(m->ckpt, *w, n * sizeof(float));
 }
 
+/* A converted slice's pages in the checkpoint's mapping go back at once
+ * (a widened copy is freed whole afterwards, by vgpt_model_drop_weight). */
+static void release_source(void *arg, const float *p, size_t n) {
+    const vgpt_model *m = arg;
+    if (m->ckpt) vgpt_ckpt_drop_pages(m->ckpt, p, n * sizeof(float));
+}
+
 int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err) {
     *out = NULL;
     int parts = flags & VGPT_LOAD_ALL;
@@ -43,6 +50,7 @@ int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err
         free(m);
         return -1;
     }
+    if (m->mm_ctx) vgpt_mm_ctx_set_release(m->mm_ctx, release_source, m);
     if (vgpt_ckpt_open(path, &m->ckpt, err)) {
         vgpt_model_free(m);
         return -1;
