@@ -145,8 +145,6 @@ clean:
 # activations.c only: lets GCC use glibc's vector erff/tanhf/expf (see the file's header).
 $(B)/obj/lib/activations.o: CFLAGS += -ffast-math -fopenmp
 $(B)/obj/lib/mm_dnnl.o: CFLAGS += -fopenmp
-$(B)/obj/lib/kern_avx512.o: CFLAGS += -mavx512f -mfma
-$(B)/obj/lib/kern_avx2.o: CFLAGS += -mavx2 -mfma
 
 # Fuzz the image path (sniffing, libvips decoders, PIL rules, resize) with
 # libFuzzer + ASan/UBSan for FUZZ_SECONDS, seeded with the small test images
@@ -192,7 +190,7 @@ $(FUZZ_DIR)/fuzz_proto: $(FUZZ_PROTO_SRC) $(wildcard lib/*.h proto/*.h)
 # FUZZ_SECONDS (also part of `make fuzz`), seeded with valid and damaged
 # entries the harness writes, and any regressions in tests/fuzz-corpus-cache/
 # (none so far: put a crasher from $(FUZZ_DIR)/cache-crashes/ there once fixed).
-FUZZ_CACHE_SRC := tests/fuzz_cache.c encoderd/token_cache.c node/daemon.c lib/sha256.c lib/err.c
+FUZZ_CACHE_SRC := tests/fuzz_cache.c encoderd/token_cache.c node/daemon.c lib/sha256.c lib/err.c lib/precision.c
 .PHONY: fuzz-cache
 fuzz: fuzz-cache
 fuzz-cache: $(FUZZ_DIR)/fuzz_cache
@@ -224,5 +222,5 @@ fuzz-ckpt: $(FUZZ_DIR)/fuzz_ckpt
 $(FUZZ_DIR)/fuzz_ckpt: $(FUZZ_CKPT_SRC) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -pthread -Ilib $(VIPS_CFLAGS) $(FUZZ_CKPT_SRC) -o $@ $(VIPS_LIBS) \
-	    -lopenblas -lm
+	    -fno-sanitize-recover=undefined -pthread -fopenmp -Ilib $(VIPS_CFLAGS) $(FUZZ_CKPT_SRC) -o $@ $(VIPS_LIBS) \
+	    -ldnnl -lopenblas -lm

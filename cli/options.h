@@ -5,7 +5,7 @@
 #include "curve.h"
 #include "generate.h"
 #include "image.h"
-#include "mm.h"
+#include "precision.h"
 
 typedef enum { FMT_TSV, FMT_JSONL } out_format;
 

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #include "err.h"
-#include "mm.h"
+#include "precision.h"
 
 #define SPAWN_MAX_ARGS 24
 #define SPAWN_BACKOFF_MIN_S 0.1     /* first wait before a restart; doubles per death */

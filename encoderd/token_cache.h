@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "image.h"
-#include "mm.h"
+#include "precision.h"
 
 typedef struct vgpt_cache vgpt_cache;
 

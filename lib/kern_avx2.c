@@ -1,5 +1,5 @@
-/* kern_avx2.c - the kernels for AVX2 + FMA hosts (built with -mavx2
- * -mfma; only called when the CPU has both, kern.c).  Sixteen ymm
+/* kern_avx2.c - the kernels for AVX2 + FMA hosts (target attributes
+ * avx2 + fma; only called when the CPU has both, kern.c).  Sixteen ymm
  * registers hold 4 rows x 3 vectors of accumulators, so a panel is taken
  * in two halves of 24 columns. */
 #include <immintrin.h>
@@ -7,10 +7,14 @@
 #include "kern.h"
 #include "kernels.h"
 
+/* Every function carries its target (no per-file flags: any compiler and
+ * build, the fuzzers' included, builds this file the same way). */
+#define TARGET __attribute__((target("avx2,fma")))
+
 #define HALF (VGPT_PANEL / 2)
 
 /* Rows m0..m0+R-1 against columns h*24.. of panel pn. */
-static inline __attribute__((always_inline)) void half_rows(const vgpt_panel_job *j, int pn, int h, int m0, int R) {
+static inline __attribute__((always_inline, target("avx2,fma"))) void half_rows(const vgpt_panel_job *j, int pn, int h, int m0, int R) {
     int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL + h * HALF;
     const float *pw = j->w->p + (size_t)pn * C * VGPT_PANEL + h * HALF, *x = j->inp + (size_t)m0 * C;
     __m256 acc[4][3];
@@ -37,7 +41,7 @@ static inline __attribute__((always_inline)) void half_rows(const vgpt_panel_job
     }
 }
 
-static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
+TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     for (int pn = pn0; pn < pn1; pn++)
         for (int h = 0; h < 2 && pn * VGPT_PANEL + h * HALF < j->w->OC; h++) {
             int m0 = 0;
@@ -51,7 +55,7 @@ static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
         }
 }
 
-static float dot(const float *a, const float *b, int n) {
+TARGET static float dot(const float *a, const float *b, int n) {
     __m256 acc = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);

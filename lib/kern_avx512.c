@@ -1,11 +1,15 @@
-/* kern_avx512.c - the kernels for AVX-512 hosts (built with -mavx512f
- * -mfma; only called when the CPU has them, kern.c).  A panel's 48 columns
- * are three zmm vectors: 8 rows x 3 vectors = 24 accumulators in
+/* kern_avx512.c - the kernels for AVX-512 hosts (target attributes
+ * avx512f + fma; only called when the CPU has them, kern.c).  A panel's 48
+ * columns are three zmm vectors: 8 rows x 3 vectors = 24 accumulators in
  * registers, one broadcast input per row and k, no horizontal sums. */
 #include <immintrin.h>
 
 #include "kern.h"
 #include "kernels.h"
+
+/* Every function carries its target (no per-file flags: any compiler and
+ * build, the fuzzers' included, builds this file the same way). */
+#define TARGET __attribute__((target("avx512f,fma")))
 
 #ifndef PREFETCH
 #define PREFETCH 16
@@ -15,7 +19,7 @@
  * inlining, so the accumulator array lives in registers.  The panel is
  * prefetched PREFETCH rows of k ahead: with 8 rows the loop is busy enough
  * that the hardware prefetcher alone falls behind. */
-static inline __attribute__((always_inline)) void panel_rows(const vgpt_panel_job *j, int pn, int m0, int R) {
+static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_rows(const vgpt_panel_job *j, int pn, int m0, int R) {
     int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL;
     const float *pw = j->w->p + (size_t)pn * C * VGPT_PANEL, *x = j->inp + (size_t)m0 * C;
     __m512 acc[8][3];
@@ -47,7 +51,7 @@ static inline __attribute__((always_inline)) void panel_rows(const vgpt_panel_jo
 
 /* Groups of 8 rows, each a whole pass over the panel: the first reads it
  * from memory, the next find it in L2 (a panel is C x 192 bytes). */
-static void panel_all_rows(const vgpt_panel_job *j, int pn) {
+TARGET static void panel_all_rows(const vgpt_panel_job *j, int pn) {
     int m0 = 0;
     for (; m0 + 8 <= j->M; m0 += 8) panel_rows(j, pn, m0, 8);
     switch (j->M - m0) {
@@ -62,11 +66,11 @@ static void panel_all_rows(const vgpt_panel_job *j, int pn) {
     }
 }
 
-static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
+TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     for (int pn = pn0; pn < pn1; pn++) panel_all_rows(j, pn);
 }
 
-static float dot(const float *a, const float *b, int n) {
+TARGET static float dot(const float *a, const float *b, int n) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);

@@ -14,12 +14,7 @@
 
 #include "err.h"
 #include "packed.h"
-
-typedef enum { VGPT_FP32 = 0, VGPT_BF16 = 1 } vgpt_precision;
-
-/* "fp32" / "bf16"; parse returns -1 for anything else. */
-const char *vgpt_precision_name(vgpt_precision p);
-int vgpt_precision_parse(const char *s, vgpt_precision *out);
+#include "precision.h"
 
 /* The oneDNN engine, stream and scratch one model's products share. */
 typedef struct vgpt_mm_ctx vgpt_mm_ctx;

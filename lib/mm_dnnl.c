@@ -39,17 +39,6 @@ struct vgpt_mm {
     mm_shape shapes[MM_SHAPES];
 };
 
-const char *vgpt_precision_name(vgpt_precision p) {
-    return p == VGPT_BF16 ? "bf16" : "fp32";
-}
-
-int vgpt_precision_parse(const char *s, vgpt_precision *out) {
-    if (!strcmp(s, "fp32")) *out = VGPT_FP32;
-    else if (!strcmp(s, "bf16")) *out = VGPT_BF16;
-    else return -1;
-    return 0;
-}
-
 void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag) {
     dnnl_dims_t dims = {d0, d1};
     dnnl_memory_desc_init_by_tag(md, 2, dims, t, tag);

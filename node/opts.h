@@ -3,11 +3,11 @@
 #ifndef VGPT_OPTS_H
 #define VGPT_OPTS_H
 
-#include "mm.h"
+#include "precision.h"
 
 /* 0 and *out set, or -1 after printing "prog: invalid value 'v' for --opt: expected ..." */
 int vgpt_opt_long(const char *prog, const char *opt, const char *val, long lo, long hi, long *out);
-/* --precision fp32|bf16 (lib/mm.h). */
+/* --precision fp32|bf16 (lib/precision.h). */
 int vgpt_opt_precision(const char *prog, const char *val, vgpt_precision *out);
 int vgpt_opt_double(const char *prog, const char *opt, const char *val, double lo, double hi, double *out);
 int vgpt_opt_float(const char *prog, const char *opt, const char *val, float lo, float hi, float *out);
