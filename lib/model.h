@@ -98,6 +98,8 @@ void vgpt_model_free(vgpt_model *m);
 
 /* Frees p if it is one of the model's widened copies; returns 1 if it was. */
 int vgpt_model_free_owned(vgpt_model *m, const void *p);
+/* Hands p over (not freed) if it is one; returns 1 if it was. */
+int vgpt_model_take_owned(vgpt_model *m, const void *p);
 
 /* *w (n floats) is no longer needed in its checkpoint layout: a widened
  * copy is freed and *w set to NULL; an in-place tensor keeps its pointer

@@ -31,14 +31,19 @@ static void *own(vgpt_binder *b, size_t bytes) {
     return mem;
 }
 
-int vgpt_model_free_owned(vgpt_model *m, const void *p) {
+int vgpt_model_take_owned(vgpt_model *m, const void *p) {
     for (int i = 0; i < m->n_owned; i++)
         if (m->owned[i] == p) {
-            free(m->owned[i]);
             m->owned[i] = m->owned[--m->n_owned];
             return 1;
         }
     return 0;
+}
+
+int vgpt_model_free_owned(vgpt_model *m, const void *p) {
+    if (!vgpt_model_take_owned(m, p)) return 0;
+    free((void *)p);
+    return 1;
 }
 
 static float load_elem(const vgpt_tensor *t, int64_t idx) {
@@ -53,7 +58,11 @@ static float load_elem(const vgpt_tensor *t, int64_t idx) {
  * (and gathered through its strides) into an owned buffer. */
 const float *vgpt_bind_materialize(vgpt_binder *b, const vgpt_tensor *t) {
     if (t->dtype == VGPT_DT_F32 && t->contiguous) return t->data;
-    float *dst = own(b, (size_t)t->numel * sizeof(float));
+    /* a matrix gets room for whole VGPT_PANEL-row panels, so the decoder's
+     * can be packed in place (vgpt_pack_in_place), not beside themselves */
+    size_t n = t->ndim == 2 ? (size_t)((t->shape[0] + VGPT_PANEL - 1) / VGPT_PANEL * VGPT_PANEL) * t->shape[1]
+                            : (size_t)t->numel;
+    float *dst = own(b, n * sizeof(float));
     if (!dst) return NULL;
     int64_t idx[VGPT_MAX_DIMS] = {0};
     for (int64_t i = 0; i < t->numel; i++) {

@@ -5,6 +5,7 @@
  * pages of the originals are handed back (vgpt_ckpt_drop_pages): the process
  * holds one copy of the decoder weights, not two.  tok_emb stays readable
  * for the embedding lookup; its pages come back one row at a time. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -22,6 +23,13 @@ static int pack(vgpt_model *m, vgpt_packed *dst, int n, vgpt_lin *const *lins, v
         *dst = (vgpt_packed){.C = lins[0]->in, .mm = vgpt_mm_new(m->mm_ctx, lins[0]->in, n, w, b, rows, err)};
         for (int i = 0; i < n; i++) dst->OC += rows[i];
         if (!dst->mm) return vgpt_err_prefix(err, "%s: trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
+    } else if (n == 1 && vgpt_model_take_owned(m, w[0])) { /* a widened copy: packed where it lies */
+        if (vgpt_pack_in_place(dst, lins[0]->in, (float *)w[0], b[0], rows[0])) {
+            free((void *)w[0]);
+            return vgpt_err_set(err, "%s: out of memory packing trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
+        }
+        lins[0]->w = NULL;
+        return 0;
     } else if (vgpt_pack(dst, lins[0]->in, n, w, b, rows)) {
         return vgpt_err_set(err, "%s: out of memory packing trf_blocks.%d %s", vgpt_ckpt_path(m->ckpt), j, what);
     }
@@ -48,6 +56,13 @@ int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
     if (m->precision == VGPT_BF16) {
         g->packed_head = (vgpt_packed){.C = g->width, .OC = vocab, .mm = vgpt_mm_new(m->mm_ctx, g->width, 1, &head, NULL, &vocab, err)};
         if (!g->packed_head.mm) return vgpt_err_prefix(err, "%s: out_head", vgpt_ckpt_path(m->ckpt));
+    } else if (!m->tied && vgpt_model_take_owned(m, head)) { /* a widened copy: packed where it lies */
+        g->out_head = NULL;
+        if (vgpt_pack_in_place(&g->packed_head, g->width, (float *)head, NULL, vocab)) {
+            free((void *)head);
+            return vgpt_err_set(err, "%s: out of memory packing out_head", vgpt_ckpt_path(m->ckpt));
+        }
+        return 0;
     } else if (vgpt_pack(&g->packed_head, g->width, 1, &head, NULL, &vocab)) {
         return vgpt_err_set(err, "%s: out of memory packing out_head", vgpt_ckpt_path(m->ckpt));
     }

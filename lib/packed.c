@@ -52,6 +52,31 @@ int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float
     return 0;
 }
 
+int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC) {
+    // w is (OC,C) in rows of room for whole panels; it becomes (n_panels, C, VGPT_PANEL)
+    int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
+    float *rows = malloc((size_t)VGPT_PANEL * C * sizeof(float));
+    *dst = (vgpt_packed){.C = C, .OC = OC};
+    if (b) dst->bias = malloc((size_t)OC * sizeof(float));
+    if (!rows || (b && !dst->bias)) {
+        free(rows);
+        free(dst->bias);
+        dst->bias = NULL;
+        return -1;
+    }
+    if (b) memcpy(dst->bias, b, (size_t)OC * sizeof(float));
+    for (int pn = 0; pn < n_panels; pn++) {
+        float *panel = w + (size_t)pn * C * VGPT_PANEL; /* the panel's rows, then the panel itself */
+        int n = OC - pn * VGPT_PANEL < VGPT_PANEL ? OC - pn * VGPT_PANEL : VGPT_PANEL;
+        memcpy(rows, panel, (size_t)n * C * sizeof(float));
+        for (int k = 0; k < C; k++)
+            for (int j = 0; j < VGPT_PANEL; j++) panel[(size_t)k * VGPT_PANEL + j] = j < n ? rows[(size_t)j * C + k] : 0.0f;
+    }
+    free(rows);
+    dst->p = w;
+    return 0;
+}
+
 void vgpt_packed_free(vgpt_packed *w) {
     free(w->p);
     free(w->bias);

@@ -20,6 +20,10 @@ typedef struct vgpt_packed {
  * (sum rows, C) weight, with biases b[i] (b NULL = no bias).
  * Returns -1 when out of memory. */
 int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows);
+/* The same from w alone, in w's own memory (taken over: freed with dst):
+ * w is 64-byte aligned with room for ceil(OC/VGPT_PANEL)*VGPT_PANEL rows.
+ * A large widened weight is then held once, not twice while packing. */
+int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC);
 void vgpt_packed_free(vgpt_packed *w);
 
 enum {
