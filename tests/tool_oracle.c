@@ -95,10 +95,14 @@ static void check_encoder(check_state *st, vgpt_encoder *enc, const ref *r, floa
     free(one);
 }
 
-/* Feeds the reference's greedy tokens and compares the logits at every step. */
-static void check_teacher_forced(check_state *st, vgpt_gpt_run *d, const vgpt_model *m, const ref *r,
-                                 const vgpt_xkv *xkv, double tol) {
-    vgpt_err err;
+/* Called with each image's logits at each teacher-forced step, beside the
+ * reference's (want) and its top-2 margin there. */
+typedef void (*step_fn)(void *arg, int s, int n, const float *logits, const float *want, float margin, int32_t greedy);
+
+/* Feeds the reference's greedy tokens for every step, decoding from xkv;
+ * -1 with err set when a step fails. */
+static int teacher_forced(vgpt_gpt_run *d, const vgpt_model *m, const ref *r, const vgpt_xkv *xkv, step_fn fn,
+                          void *arg, vgpt_err *err) {
     float *logits = malloc((size_t)r->N * r->V * sizeof(float));
     vgpt_kv *kv = calloc(r->N, sizeof *kv);
     vgpt_kv **kvp = calloc(r->N, sizeof *kvp);
@@ -109,24 +113,43 @@ static void check_teacher_forced(check_state *st, vgpt_gpt_run *d, const vgpt_mo
         kvp[n] = &kv[n];
         xp[n] = &xkv[n];
     }
-    double worst = 0;
-    for (int s = 0; s < r->K; s++) {
+    int rc = 0;
+    for (int s = 0; s < r->K && !rc; s++) {
         for (int n = 0; n < r->N; n++) tok[n] = s == 0 ? m->family->bos : r->greedy[n * r->K + s - 1];
-        if (vgpt_gpt_run_step(d, r->N, tok, kvp, xp, logits, &err)) {
-            CHECK(st, 0, "decoder step %d: %s", s, err.msg);
-            break;
-        }
-        for (int n = 0; n < r->N; n++) {
+        rc = vgpt_gpt_run_step(d, r->N, tok, kvp, xp, logits, err);
+        for (int n = 0; n < r->N && !rc; n++) {
             const float *want = s == 0 ? r->logits0 + (size_t)n * r->V : r->steps + ((size_t)n * r->K + s) * r->V;
-            double e = rel_err(logits + (size_t)n * r->V, want, r->V);
-            if (s == 0) CHECK(st, e <= tol, "first-step logits of image %d: rel err %.3g <= %.0e", n, e, tol);
-            worst = e > worst || e != e ? e : worst;
+            fn(arg, s, n, logits + (size_t)n * r->V, want, r->margin[n * r->K + s], r->greedy[n * r->K + s]);
         }
     }
-    CHECK(st, worst <= tol, "logits at all %d teacher-forced steps (KV cache): worst rel err %.3g <= %.0e", r->K,
-          worst, tol);
     for (int n = 0; n < r->N; n++) vgpt_kv_free(&kv[n]);
     free(logits); free(kv); free(kvp); free(xp); free(tok);
+    return rc;
+}
+
+typedef struct forced_check {
+    check_state *st;
+    int V;
+    double tol, worst;
+} forced_check;
+
+static void forced_check_step(void *arg, int s, int n, const float *logits, const float *want, float margin,
+                              int32_t greedy) {
+    (void)margin, (void)greedy;
+    forced_check *c = arg;
+    double e = rel_err(logits, want, c->V);
+    if (s == 0) CHECK(c->st, e <= c->tol, "first-step logits of image %d: rel err %.3g <= %.0e", n, e, c->tol);
+    c->worst = e > c->worst || e != e ? e : c->worst;
+}
+
+/* Feeds the reference's greedy tokens and compares the logits at every step. */
+static void check_teacher_forced(check_state *st, vgpt_gpt_run *d, const vgpt_model *m, const ref *r,
+                                 const vgpt_xkv *xkv, double tol) {
+    vgpt_err err;
+    forced_check c = {.st = st, .V = r->V, .tol = tol};
+    if (teacher_forced(d, m, r, xkv, forced_check_step, &c, &err)) CHECK(st, 0, "decoder step: %s", err.msg);
+    CHECK(st, c.worst <= tol, "logits at all %d teacher-forced steps (KV cache): worst rel err %.3g <= %.0e", r->K,
+          c.worst, tol);
 }
 
 /* Free-running greedy decoding must follow the reference until the first
@@ -216,41 +239,22 @@ static void check_sampling(check_state *st, const char *dir, int V) {
     vgpt_json_free(doc);
 }
 
-/* Teacher-forced decoding on the reference's tokens: worst logits error,
- * and top-token agreement on the steps with a top-2 margin above 0.1. */
-static void fidelity_decoder(vgpt_gpt_run *d, const vgpt_model *m, const ref *r, const vgpt_xkv *xkv,
-                             double *worst, int *decisive, int *agree) {
-    vgpt_err err;
-    float *logits = malloc((size_t)r->N * r->V * sizeof(float));
-    vgpt_kv *kv = calloc(r->N, sizeof *kv);
-    vgpt_kv **kvp = calloc(r->N, sizeof *kvp);
-    const vgpt_xkv **xp = calloc(r->N, sizeof *xp);
-    int32_t *tok = calloc(r->N, sizeof *tok);
-    for (int n = 0; n < r->N; n++) {
-        vgpt_kv_alloc(&kv[n], m, r->K);
-        kvp[n] = &kv[n];
-        xp[n] = &xkv[n];
-    }
-    *worst = 0, *decisive = *agree = 0;
-    for (int s = 0; s < r->K; s++) {
-        for (int n = 0; n < r->N; n++) tok[n] = s == 0 ? m->family->bos : r->greedy[n * r->K + s - 1];
-        if (vgpt_gpt_run_step(d, r->N, tok, kvp, xp, logits, &err)) {
-            fprintf(stderr, "tool_oracle: decoder step %d: %s\n", s, err.msg);
-            *worst = INFINITY;
-            break;
-        }
-        for (int n = 0; n < r->N; n++) {
-            const float *lg = logits + (size_t)n * r->V;
-            const float *want = s == 0 ? r->logits0 + (size_t)n * r->V : r->steps + ((size_t)n * r->K + s) * r->V;
-            double e = rel_err(lg, want, r->V);
-            *worst = e > *worst || e != e ? e : *worst;
-            if (r->margin[n * r->K + s] <= 0.1) continue;
-            (*decisive)++;
-            *agree += vgpt_argmax(lg, r->V) == r->greedy[n * r->K + s];
-        }
-    }
-    for (int n = 0; n < r->N; n++) vgpt_kv_free(&kv[n]);
-    free(logits); free(kv); free(kvp); free(xp); free(tok);
+typedef struct fidelity_sums {
+    int V, decisive, agree;
+    double worst;
+} fidelity_sums;
+
+/* Worst logits error, and top-token agreement on the steps whose
+ * reference top-2 margin exceeds 0.1. */
+static void fidelity_step(void *arg, int s, int n, const float *logits, const float *want, float margin,
+                          int32_t greedy) {
+    (void)s, (void)n;
+    fidelity_sums *f = arg;
+    double e = rel_err(logits, want, f->V);
+    f->worst = e > f->worst || e != e ? e : f->worst;
+    if (margin <= 0.1) return;
+    f->decisive++;
+    f->agree += vgpt_argmax(logits, f->V) == greedy;
 }
 
 static int fidelity(const char *ckpt, const char *dir, const char *precision) {
@@ -276,9 +280,13 @@ static int fidelity(const char *ckpt, const char *dir, const char *precision) {
     double vis_err = vgpt_encode(enc, r.pixels, r.N, vis, &err) ? INFINITY : rel_err(vis, r.vis, (size_t)r.N * r.L * r.C);
     vgpt_xkv *xkv = calloc(r.N, sizeof *xkv);
     vgpt_gpt_run_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
-    double logit_err;
-    int decisive, agree;
-    fidelity_decoder(&d, m, &r, xkv, &logit_err, &decisive, &agree);
+    fidelity_sums f = {.V = r.V};
+    if (teacher_forced(&d, m, &r, xkv, fidelity_step, &f, &err)) {
+        fprintf(stderr, "tool_oracle: %s\n", err.msg);
+        f.worst = INFINITY;
+    }
+    double logit_err = f.worst;
+    int decisive = f.decisive, agree = f.agree;
     printf("{\"precision\":\"%s\",\"images\":%d,\"vis_rel_err\":%.3g,\"logits_rel_err\":%.3g,"
            "\"decisive_steps\":%d,\"agree\":%d,\"agreement\":%.4f}\n",
            precision, r.N, vis_err, logit_err, decisive, agree, decisive ? (double)agree / decisive : 0.0);

@@ -12,12 +12,18 @@ res=$out/results.jsonl
 # PyTorch's OpenMP threads must not spin on the cores the other side of a
 # comparison runs on; vgpt's own programs set their policy (kernels.h).
 torch_env() { OMP_WAIT_POLICY=PASSIVE "$@"; }
-ckdir=$out/full-fp32
-if [ ! -f "$ckdir/model.pth" ]; then
-    echo "bench: writing the full-size random fp32 checkpoint (PyTorch reference) ..." >&2
-    /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" mkckpt --preset full --dtype fp32 --cross 3,6,9 --seed 1 \
-        --out "$ckdir/model.pth" >&2
-fi
+# full_ckpt DTYPE: the full-size random checkpoint in the published layout, written once.
+full_ckpt() {
+    local d=$out/full-$1
+    if [ ! -f "$d/model.pth" ]; then
+        echo "bench: writing the full-size random $1 checkpoint (PyTorch reference) ..." >&2
+        /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" mkckpt --preset full --dtype "$1" --cross 3,6,9 --seed 1 \
+            --out "$d/model.pth" >&2
+    fi
+}
+full_ckpt fp32
+full_ckpt fp16
+ckdir=$out/full-fp32 ck16=$out/full-fp16
 echo "== vgpt engine (C, OpenBLAS, 2 threads)" >&2
 "$build/vgpt-bench" "$ckdir/model.pth" 2 | tee -a "$res"
 
@@ -41,12 +47,6 @@ if [ -x "$root/tools/bench_image.sh" ]; then
     big=${VGPT_CACHE:-$root/build/cache}/bench_12mp_4000x3000.jpg
     "$build/preprocd" --once "$big" > "$out/exact.rgb" && "$build/preprocd" --once "$big" --fast-decode > "$out/fast.rgb" &&
         "$build/tests/tool_fastdiff" "$ckdir/model.pth" "$out/exact.rgb" "$out/fast.rgb" | tee -a "$res"
-fi
-ck16=$out/full-fp16
-if [ ! -f "$ck16/model.pth" ]; then
-    echo "bench: writing the full-size random fp16 checkpoint (PyTorch reference) ..." >&2
-    /usr/bin/python3 "$root/tests/ref/vgpt_ref.py" mkckpt --preset full --dtype fp16 --cross 3,6,9 --seed 1 \
-        --out "$ck16/model.pth" >&2
 fi
 echo "== bf16 (issue 12)" >&2
 "$root/tools/bench_bf16.sh" "$ckdir/model.pth" "$ck16/model.pth" "$out" | tee -a "$res"
