@@ -79,6 +79,8 @@ $(LIBS):
 LINK = @mkdir -p $(dir $@); echo "  LD $@"; $(CC) $(CFLAGS) $(filter %.o,$^) $(LIBS) -o $@ $(LDLIBS)
 obj = $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(1)))
 $(B)/vgpt-cli:    $(call obj,cli/*.c) $(LIBS) ; $(LINK)
+$(B)/vgpt-cli: LDLIBS += $(shell pkg-config --libs exempi-2.0)
+$(B)/obj/cli/xmp.o: CFLAGS += $(shell pkg-config --cflags exempi-2.0)
 $(B)/preprocd:    $(call obj,preprocd/*.c) $(LIBS) ; $(LINK)
 $(B)/encoderd:    $(call obj,encoderd/*.c) $(LIBS) ; $(LINK)
 $(B)/decoderd:    $(call obj,decoderd/*.c) $(LIBS) ; $(LINK)

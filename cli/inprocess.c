@@ -8,10 +8,11 @@
 #include "encoder.h"
 #include "gpt2.h"
 #include "image.h"
-#include "input.h"
+#include "job.h"
 #include "kernels.h"
 #include "model.h"
 #include "output.h"
+#include "stop.h"
 #include "tokenizer.h"
 
 typedef struct engine {
@@ -87,10 +88,9 @@ static int caption_batch(engine *e, const cli_opts *o, cli_result *res, int n_ok
     return rc;
 }
 
-/* Decodes, captions and prints one batch, counting its error lines in
- * *failed; -1 when standard output failed (reported: stop at once). */
-static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, FILE *out, cli_progress *pg,
-                         int *failed) {
+/* Decodes, captions and writes one batch; -1 when the output failed
+ * (reported: stop at once). */
+static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, cli_job *j) {
     size_t plane = (size_t)3 * VGPT_IMAGE_SIZE * VGPT_IMAGE_SIZE;
     int n_ok = 0, rc = 0;
     vgpt_err err;
@@ -100,66 +100,56 @@ static int process_batch(engine *e, const cli_opts *o, cli_result *res, int n, F
             res[i].error = strdup(err.msg);
             continue;
         }
-        vgpt_image_normalize(e->rgb, e->model->family->mean, e->model->family->std, e->pixels + n_ok * plane);
+        vgpt_image_normalize(e->rgb, e->model->mean, e->model->std, e->pixels + n_ok * plane);
         e->slot[n_ok++] = i;
     }
     if (n_ok && caption_batch(e, o, res, n_ok, &err))
         for (int i = 0; i < n_ok; i++) res[e->slot[i]].error = path_error(res[e->slot[i]].path, err.msg);
-    cli_progress_clear(pg);
-    for (int i = 0; i < n; i++) {
-        if (!rc) rc = cli_print_result(out, o->format, &res[i]);
-        *failed += res[i].error != NULL;
-        pg->errors += res[i].error != NULL;
-        pg->done++;
-        cli_result_free(&res[i]);
-    }
-    if (rc || cli_output_flush(out)) return -1;
-    cli_progress_update(pg, 0);
-    return 0;
+    for (int i = 0; i < n; i++)
+        if (!rc) rc = cli_job_emit(j, &res[i]);
+        else cli_result_free(&res[i]);
+    return rc || cli_job_flush(j) ? -1 : 0;
 }
 
-/* Reads every entry, batch by batch; returns the exit status. */
-static int run(engine *e, const cli_opts *o, cli_result *res, cli_input *in, FILE *out) {
-    cli_progress pg;
-    cli_progress_start(&pg, o->progress);
+/* Reads every entry, batch by batch, until the end or a stop (then the
+ * batch being computed is finished and written, the rest left for a
+ * resumed run); returns the exit status. */
+static int run(engine *e, const cli_opts *o, cli_result *res, cli_job *j) {
     cli_entry ent;
-    int n = 0, failed = 0, rc = 0;
-    while (!rc && cli_input_next(in, &ent, 1) > 0) {
+    int n = 0, rc = 0;
+    while (!rc && cli_job_next(j, &ent, 1) > 0) {
         if (cli_result_set_path(&res[n++], ent.path, ent.len, ent.bad)) {
             fprintf(stderr, "vgpt-cli: out of memory\n");
             rc = -1;
         } else if (n == o->batch) {
-            rc = process_batch(e, o, res, n, out, &pg, &failed);
+            rc = process_batch(e, o, res, n, j);
             n = 0;
         }
     }
-    if (!rc && n) rc = process_batch(e, o, res, n, out, &pg, &failed);
+    if (!rc && n && !cli_stop_requested()) rc = process_batch(e, o, res, n, j);
     for (int i = 0; i < o->batch; i++) cli_result_free(&res[i]);
-    if (rc) return 2;
-    cli_progress_update(&pg, 1);
-    int read_failed = cli_input_failed(in); /* after what was read is out */
-    if (cli_output_close(out) || read_failed) return 2;
-    return failed ? 1 : 0;
+    return cli_job_finish(j, rc != 0);
 }
 
-int cli_run_inprocess(const cli_opts *o, const char *argv0, FILE *in, FILE *out) {
+int cli_run_inprocess(const cli_opts *o, const char *argv0) {
     engine e;
     vgpt_err err;
+    cli_job j;
+    int rc = cli_job_open(&j, o);
+    if (rc) return rc;
     vgpt_set_threads(o->threads);
     if (vgpt_image_init(argv0, &err) || engine_init(&e, o, argv0, &err)) {
         fprintf(stderr, "vgpt-cli: %s\n", err.msg);
         engine_free(&e);
+        cli_job_free(&j);
         return 2;
     }
+    cli_stop_install(); /* before this, a signal ends the load at once */
     cli_result *res = calloc(o->batch, sizeof *res);
-    cli_input input;
-    cli_input_init(&input, fileno(in), o->null_input);
-    int rc = 2;
-    if (res) rc = run(&e, o, res, &input, out);
-    else fprintf(stderr, "vgpt-cli: out of memory\n");
-    cli_input_free(&input);
+    if (res) rc = run(&e, o, res, &j);
+    else fprintf(stderr, "vgpt-cli: out of memory\n"), cli_job_free(&j), rc = 2;
     free(res);
     engine_free(&e);
     vgpt_image_shutdown();
-    return rc;
+    return cli_stop_finish(rc);
 }

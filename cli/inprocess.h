@@ -7,7 +7,8 @@
 
 #include "options.h"
 
-/* Reads paths from in, writes results to out.  Returns the exit status. */
-int cli_run_inprocess(const cli_opts *o, const char *argv0, FILE *in, FILE *out);
+/* Reads the paths and writes the results (see job.h).  Returns the exit
+ * status, or dies of a stop signal once what was finished is written. */
+int cli_run_inprocess(const cli_opts *o, const char *argv0);
 
 #endif

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stop.h"
+
 #define READ_SIZE 65536
 
 void cli_input_init(cli_input *in, int fd, int null_sep) {
@@ -45,7 +47,7 @@ static int fill(cli_input *in, int wait) {
     }
     ssize_t r;
     do r = read(in->fd, in->buf + in->len, in->cap - in->len - 1); /* room for a last NUL */
-    while (r < 0 && errno == EINTR);
+    while (r < 0 && errno == EINTR && !cli_stop_requested());
     if (r <= 0) {
         in->error = r < 0 ? errno : 0;
         in->eof = 1;

@@ -1,4 +1,5 @@
-/* main.c - vgpt-cli: image paths on stdin, captions on stdout. */
+/* main.c - vgpt-cli: image paths on stdin (or --input), captions on stdout
+ * (or --output, resumable, and into the photos' XMP with --xmp). */
 #include <signal.h>
 #include <stdio.h>
 
@@ -21,6 +22,29 @@ static int check_max_tokens(const cli_opts *o) {
     fprintf(stderr, "vgpt-cli: --max-tokens %d: %s has a context of %d tokens, so at most %d new tokens\n",
             o->gen.max_tokens, o->model, ctx, ctx);
     return 2;
+}
+
+/* Settings the command line left open come from the model folder's own
+ * generation defaults when it has them (a Hugging Face captioner's
+ * generation_config.json: beam 4, 15 new tokens for the common one).  An
+ * unreadable model is left to the loader to report. */
+static int apply_model_defaults(cli_opts *o) {
+    vgpt_gen_opts d = o->gen;
+    vgpt_err err;
+    int rc = vgpt_model_peek_gen(o->model, &d, &err);
+    if (rc == -1) return 0;
+    if (rc == -2) { /* settings vgpt cannot follow: fine when the command line chose its own */
+        if (o->mode_given) return 0;
+        fprintf(stderr, "vgpt-cli: %s\n", err.msg);
+        return 2;
+    }
+    if (rc == 0) return 0;
+    if (!o->mode_given) o->gen.mode = d.mode;
+    if (o->gen.mode == VGPT_BEAM && !o->beams_given && d.mode == VGPT_BEAM) o->gen.beams = d.beams;
+    if (!o->max_tokens_given) o->gen.max_tokens = d.max_tokens;
+    if (!o->ngram_given) o->gen.no_repeat_ngram = d.no_repeat_ngram;
+    if (!o->lp_given) o->gen.length_penalty = d.length_penalty;
+    return 0;
 }
 
 /* --verbose: the thread count in use and where the default comes from. */
@@ -46,8 +70,8 @@ int main(int argc, char **argv) {
     int rc = cli_parse(argc, argv, &o);
     if (rc == 1) return 0;
     if (rc) return rc;
-    if ((rc = check_max_tokens(&o))) return rc;
+    if ((rc = check_max_tokens(&o)) || (rc = apply_model_defaults(&o))) return rc;
     report_threads(&o);
-    if (o.in_process) return cli_run_inprocess(&o, argv[0], stdin, stdout);
-    return cli_run_pipeline(&o, argv[0], stdin, stdout);
+    if (o.in_process) return cli_run_inprocess(&o, argv[0]);
+    return cli_run_pipeline(&o, argv[0]);
 }

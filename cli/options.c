@@ -13,6 +13,7 @@
 
 static const char usage_text[] =
     "Usage: vgpt-cli [OPTIONS] < paths.txt\n"
+    "       vgpt-cli [OPTIONS] --input paths.txt --output captions.tsv [--xmp sidecar]\n"
     "\n"
     "Caption images with the Vision-GPT model. Reads one image path per line on\n"
     "standard input (CRLF tolerated, blank lines skipped) and writes one result\n"
@@ -56,6 +57,7 @@ static const char usage_text[] =
     "                         they take turns on the cores, idle threads sleep)\n"
     "\n"
     "Input:\n"
+    "      --input FILE       read the paths from FILE instead of standard input\n"
     "  -0, --null             paths end with a NUL byte instead of a newline, as from\n"
     "                         find -print0; each is taken exactly (newlines, CR and\n"
     "                         spaces belong to the path), empty ones are skipped\n"
@@ -68,8 +70,49 @@ static const char usage_text[] =
     "                         jsonl: {\"path\":..,\"caption\":..,\"tokens\":[..]} or\n"
     "                         {\"path\":..,\"error\":..}; tokens are the generated ids after\n"
     "                         the start token, including the final 50256 if it stopped there\n"
+    "  -o, --output FILE      append the result lines to FILE instead of standard\n"
+    "                         output, each line whole and flushed, the file fsynced\n"
+    "                         every 2 s and at the end. Run again with the same FILE\n"
+    "                         (after a crash, a reboot, Ctrl-C, kill -9) to resume:\n"
+    "                         paths captioned there are skipped, its error lines are\n"
+    "                         removed and retried, a torn last line is cut off. A FILE\n"
+    "                         holding anything but result lines of this --format is\n"
+    "                         refused (exit 2). Only a 64-bit hash of each done path\n"
+    "                         is kept in memory (16 bytes a path)\n"
+    "      --no-retry-errors  resuming: keep the error lines in FILE, skip their paths\n"
+    "      --xmp MODE         also write each caption as the photo's XMP dc:description\n"
+    "                         (x-default), where digiKam, darktable, Lightroom and\n"
+    "                         exiftool read it. sidecar: into PHOTO.xmp beside it\n"
+    "                         (named photo.jpg.xmp; see --xmp-sidecar-name); embed: into\n"
+    "                         the JPEG, PNG or TIFF itself (WebP and other formats get\n"
+    "                         an error line). The photo is never harmed: a copy in the\n"
+    "                         same folder is changed, synced and renamed over it, with\n"
+    "                         its mode and mtime; the image data stay byte-identical.\n"
+    "                         The packet records the model file and the decoding\n"
+    "                         settings (namespace https://github.com/vgpt/ns/1.0/:\n"
+    "                         vgpt:model, vgpt:settings, and vgpt:caption, the caption\n"
+    "                         it wrote). A read-only or unsupported\n"
+    "                         file, or one whose description was not written by vgpt,\n"
+    "                         gets an error line PATH: xmp: REASON (a description is\n"
+    "                         vgpt's while it equals vgpt:caption; one edited since is\n"
+    "                         the user's). exempi also updates the description's\n"
+    "                         legacy copies (Exif ImageDescription, IPTC Caption-\n"
+    "                         Abstract) in JPEG and TIFF, as the Metadata Working\n"
+    "                         Group asks, and nothing else\n"
+    "      --xmp-sidecar-name full|base\n"
+    "                         full (default): photo.jpg.xmp (digiKam, exiftool, darktable);\n"
+    "                         base: photo.xmp (Lightroom, Capture One)\n"
+    "      --xmp-overwrite    replace a description that vgpt did not write\n"
     "      --progress / --no-progress\n"
-    "                         progress line on stderr (default: only when it is a terminal)\n"
+    "                         progress on stderr: N/TOTAL (P%) R img/s ETA T when the\n"
+    "                         input is a regular file, redrawn in place on a terminal,\n"
+    "                         else a log line every --progress-interval seconds; then a\n"
+    "                         summary (captioned, skipped, errors by kind, wall time,\n"
+    "                         throughput, vgpt-cli's own peak RSS and CPU time a line).\n"
+    "                         Default: on when stderr is a terminal or\n"
+    "                         with --output, else off\n"
+    "      --progress-interval S\n"
+    "                         seconds between progress log lines (default 30)\n"
     "  -v, --verbose          log the model layout and timings to stderr\n"
     "\n"
     "Decoding (default: beam search, 3 beams, no repeated 3-grams, 50 tokens):\n"
@@ -118,16 +161,22 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 every line captioned, 1 some lines failed (each has its error\n"
     "line), 2 usage or model loading error, or standard input could not be read\n"
-    "(after the lines read so far) or standard output could not be written (at once).\n"
+    "(after the lines read so far) or the results could not be written (at once).\n"
+    "130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP): stopped; the results\n"
+    "finished so far were written and synced, the daemons stopped (a second signal\n"
+    "kills at once). Run again with the same --output to carry on.\n"
     "\n"
-    "Example:\n"
-    "  find photos -name '*.jpg' | vgpt-cli --model model_checkpoint.pth > captions.tsv\n";
+    "Examples:\n"
+    "  find photos -name '*.jpg' | vgpt-cli --model model_checkpoint.pth > captions.tsv\n"
+    "  find ~/Pictures -iname '*.jpg' -print0 > list; vgpt-cli -0 --input list \\\n"
+    "      --output captions.tsv --xmp sidecar    # again, after any stop, to resume\n";
 
 enum {
     OPT_GREEDY = 256, OPT_BEAM, OPT_SAMPLE, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_MAXTOK, OPT_NGRAM,
     OPT_LP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC,
     OPT_CONNECT, OPT_REPLY, OPT_CACHE, OPT_NOCACHE, OPT_WINDOW, OPT_RETRY, OPT_ENCT, OPT_DECT,
-    OPT_TIMEOUT, OPT_CURVE_KEY, OPT_CURVE_SERVER, OPT_CURVE_PEERS, OPT_PRECISION
+    OPT_TIMEOUT, OPT_CURVE_KEY, OPT_CURVE_SERVER, OPT_CURVE_PEERS, OPT_PRECISION,
+    OPT_INPUT, OPT_NORETRY, OPT_XMP, OPT_XMP_NAME, OPT_XMP_OVER, OPT_PROG_INT
 };
 
 static const struct option long_opts[] = {
@@ -149,6 +198,10 @@ static const struct option long_opts[] = {
     {"window", required_argument, 0, OPT_WINDOW}, {"retry-after", required_argument, 0, OPT_RETRY},
     {"encoder-threads", required_argument, 0, OPT_ENCT}, {"decoder-threads", required_argument, 0, OPT_DECT},
     {"precision", required_argument, 0, OPT_PRECISION},
+    {"output", required_argument, 0, 'o'},     {"input", required_argument, 0, OPT_INPUT},
+    {"no-retry-errors", no_argument, 0, OPT_NORETRY}, {"xmp", required_argument, 0, OPT_XMP},
+    {"xmp-sidecar-name", required_argument, 0, OPT_XMP_NAME}, {"xmp-overwrite", no_argument, 0, OPT_XMP_OVER},
+    {"progress-interval", required_argument, 0, OPT_PROG_INT},
     {"timeout", required_argument, 0, OPT_TIMEOUT},  {"curve-key", required_argument, 0, OPT_CURVE_KEY},
     {"curve-server-key", required_argument, 0, OPT_CURVE_SERVER}, {"curve-peers", required_argument, 0, OPT_CURVE_PEERS},
     {0, 0, 0, 0}};
@@ -193,6 +246,7 @@ static int decode_opt(int c, const char *arg, cli_opts *o, mode_pick *mode, int 
     case OPT_BEAM:
         if (vgpt_opt_long("vgpt-cli", "beam", arg, 1, VGPT_GEN_MAX_BEAMS, &l)) return 2;
         o->gen.beams = (int)l;
+        o->beams_given = 1;
         return want_mode(mode, VGPT_BEAM, "--beam");
     case OPT_TEMP:
         if (vgpt_opt_float("vgpt-cli", "temperature", arg, 0.0f, VGPT_GEN_MAX_TEMPERATURE, &f)) return 2;
@@ -222,9 +276,36 @@ static int decode_opt(int c, const char *arg, cli_opts *o, mode_pick *mode, int 
     case OPT_LP:
         if (vgpt_opt_float("vgpt-cli", "length-penalty", arg, -VGPT_GEN_MAX_LENGTH_PENALTY, VGPT_GEN_MAX_LENGTH_PENALTY, &f)) return 2;
         o->gen.length_penalty = f;
+        o->lp_given = 1;
         return want_mode(mode, VGPT_BEAM, "--length-penalty");
     }
     return 0;
+}
+
+/* The options of an archive run: --output, --input, resuming, --xmp. */
+static int archive_opt(int c, const char *arg, cli_opts *o) {
+    float f;
+    switch (c) {
+    case 'o': o->output = arg; return 0;
+    case OPT_INPUT: o->input = arg; return 0;
+    case OPT_NORETRY: o->retry_errors = 0; return 0;
+    case OPT_XMP_OVER: o->xmp_overwrite = 1; return 0;
+    case OPT_XMP:
+        if (!strcmp(arg, "sidecar")) o->xmp = XMP_SIDECAR;
+        else if (!strcmp(arg, "embed")) o->xmp = XMP_EMBED;
+        else return bad("xmp", arg, "sidecar or embed");
+        return 0;
+    case OPT_XMP_NAME:
+        if (!strcmp(arg, "full")) o->xmp_base_name = 0;
+        else if (!strcmp(arg, "base")) o->xmp_base_name = 1;
+        else return bad("xmp-sidecar-name", arg, "full (photo.jpg.xmp) or base (photo.xmp)");
+        return 0;
+    case OPT_PROG_INT:
+        if (vgpt_opt_float("vgpt-cli", "progress-interval", arg, 0.0f, 1e7f, &f)) return 2;
+        o->progress_interval = f;
+        return 0;
+    }
+    return 2;
 }
 
 static int other_opt(int c, const char *arg, cli_opts *o) {
@@ -280,6 +361,8 @@ static int other_opt(int c, const char *arg, cli_opts *o) {
     case OPT_CURVE_SERVER: o->curve.server_key = arg; return 0;
     case OPT_CURVE_PEERS: o->curve.peers = arg; return 0;
     case OPT_PRECISION: return vgpt_opt_precision("vgpt-cli", arg, &o->precision) ? 2 : 0;
+    case 'o': case OPT_INPUT: case OPT_NORETRY: case OPT_XMP: case OPT_XMP_NAME: case OPT_XMP_OVER:
+    case OPT_PROG_INT: return archive_opt(c, arg, o);
     case OPT_ENCT:
     case OPT_DECT:
         if (vgpt_opt_long("vgpt-cli", c == OPT_ENCT ? "encoder-threads" : "decoder-threads", arg, 1, 1024, &l)) return 2;
@@ -310,10 +393,12 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     o->progress = -1;
     o->window = 32;
     o->retry_after = 300;
+    o->retry_errors = 1;
+    o->progress_interval = 30;
     mode_pick mode = {-1, NULL};
     int ngram = -1, c, rc;
     opterr = 1;
-    while ((c = getopt_long(argc, argv, "m:f:b:t:vh0", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:f:b:t:o:vh0", long_opts, NULL)) != -1) {
         if (c == 'h' || c == OPT_VERSION)
             return print_info(c == 'h' ? usage_text : "vgpt-cli 0.1.0\n");
         if (c >= OPT_GREEDY && c <= OPT_LP) rc = decode_opt(c, optarg, o, &mode, &ngram);
@@ -330,6 +415,8 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     }
     o->gen.mode = mode.mode < 0 ? VGPT_BEAM : (vgpt_mode)mode.mode;
     o->gen.no_repeat_ngram = ngram >= 0 ? ngram : (o->gen.mode == VGPT_BEAM ? 3 : 0);
+    o->mode_given = mode.by != NULL;
+    o->ngram_given = ngram >= 0;
     if (o->in_process && (o->connect || o->reply)) {
         fprintf(stderr, "vgpt-cli: --in-process and %s contradict each other: --in-process runs no daemons, "
                         "%s is for running ones (keep one)\n", o->connect ? "--connect" : "--reply",
@@ -351,6 +438,19 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     }
     if ((o->curve.key || o->curve.server_key || o->curve.peers) && !o->connect) {
         fprintf(stderr, "vgpt-cli: --curve-* options need --connect (the embedded pipeline is private to this user)\n");
+        return 2;
+    }
+    if ((o->xmp_base_name || o->xmp_overwrite) && !o->xmp) {
+        fprintf(stderr, "vgpt-cli: %s needs --xmp sidecar or --xmp embed\n",
+                o->xmp_overwrite ? "--xmp-overwrite" : "--xmp-sidecar-name");
+        return 2;
+    }
+    if (o->xmp_base_name && o->xmp != XMP_SIDECAR) {
+        fprintf(stderr, "vgpt-cli: --xmp-sidecar-name is for --xmp sidecar (--xmp embed writes into the photo)\n");
+        return 2;
+    }
+    if (!o->retry_errors && !o->output) {
+        fprintf(stderr, "vgpt-cli: --no-retry-errors needs --output FILE (it is about resuming FILE)\n");
         return 2;
     }
     if (!o->no_cache && !o->cache_dir) {

@@ -8,12 +8,16 @@
 #include "precision.h"
 
 typedef enum { FMT_TSV, FMT_JSONL } out_format;
+typedef enum { XMP_NONE, XMP_SIDECAR, XMP_EMBED } xmp_mode;
 
 typedef struct cli_opts {
     const char *model;     /* --model or $VGPT_MODEL */
     out_format format;
     vgpt_gen_opts gen;
     int max_tokens_given;  /* --max-tokens was on the command line (else 50, clamped quietly) */
+    /* which other decoding settings the command line gave: the rest may come
+     * from the model folder's own defaults (HF generation_config.json) */
+    int mode_given, beams_given, ngram_given, lp_given;
     vgpt_image_opts image;
     int in_process;        /* --in-process: everything in this process */
     const char *connect;   /* --connect: preprocd endpoint(s) of running daemons */
@@ -30,7 +34,14 @@ typedef struct cli_opts {
     int threads;
     vgpt_precision precision; /* --precision: of the matrix products */
     int null_input;        /* -0/--null: paths on stdin end with NUL, not newline */
-    int progress;          /* -1 auto (stderr is a tty), 0 off, 1 on */
+    int progress;          /* -1 auto (stderr is a tty, or --output), 0 off, 1 on */
+    double progress_interval; /* --progress-interval: seconds between log lines (not a tty) */
+    const char *input;     /* --input FILE: the paths, instead of standard input */
+    const char *output;    /* --output FILE: results appended there, resumed from there */
+    int retry_errors;      /* resuming: retry the error lines in --output (--no-retry-errors: 0) */
+    xmp_mode xmp;          /* --xmp sidecar|embed */
+    int xmp_base_name;     /* --xmp-sidecar-name base: photo.xmp, not photo.jpg.xmp */
+    int xmp_overwrite;     /* --xmp-overwrite: replace a description vgpt did not write */
     int verbose;
 } cli_opts;
 

@@ -10,9 +10,9 @@
 #include "json.h"
 
 /* Reports a failed write once, with the errno of the write. */
-static int write_failed(void) {
+static int write_failed(const cli_sink *s) {
     int e = errno ? errno : EIO;
-    fprintf(stderr, "vgpt-cli: writing results to standard output: %s\n", strerror(e));
+    fprintf(stderr, "vgpt-cli: writing results to %s: %s\n", s->name, strerror(e));
     return -1;
 }
 
@@ -69,27 +69,43 @@ static void print_jsonl(FILE *f, const cli_result *r) {
     fputs("}\n", f);
 }
 
-int cli_print_result(FILE *f, out_format fmt, const cli_result *r) {
-    errno = 0;
-    if (fmt == FMT_TSV) print_tsv(f, r);
-    else print_jsonl(f, r);
-    return ferror(f) ? write_failed() : 0;
+void cli_sink_stdout(cli_sink *s) {
+    memset(s, 0, sizeof *s);
+    s->f = stdout;
+    s->name = "standard output";
 }
 
-int cli_output_flush(FILE *f) {
+int cli_print_result(cli_sink *s, out_format fmt, const cli_result *r) {
     errno = 0;
-    return fflush(f) || ferror(f) ? write_failed() : 0;
+    if (fmt == FMT_TSV) print_tsv(s->f, r);
+    else print_jsonl(s->f, r);
+    if (s->sync && fflush(s->f)) return write_failed(s);
+    return ferror(s->f) ? write_failed(s) : 0;
+}
+
+/* fsync(2) too reports a deferred write error (a full disk, NFS). */
+static int sync_now(cli_sink *s) {
+    s->synced_at = cli_now();
+    errno = 0;
+    return fsync(fileno(s->f)) && errno != EINVAL ? write_failed(s) : 0;
+}
+
+int cli_output_flush(cli_sink *s) {
+    errno = 0;
+    if (fflush(s->f) || ferror(s->f)) return write_failed(s);
+    if (s->sync && cli_now() - s->synced_at >= CLI_SYNC_S) return sync_now(s);
+    return 0;
 }
 
 /* close() reports what a file system deferred (NFS, quotas), so the very
  * last bytes count too. */
-int cli_output_close(FILE *f) {
-    if (cli_output_flush(f)) {
-        fclose(f);
+int cli_output_close(cli_sink *s) {
+    if (cli_output_flush(s) || (s->sync && sync_now(s))) {
+        fclose(s->f);
         return -1;
     }
     errno = 0;
-    return fclose(f) ? write_failed() : 0;
+    return fclose(s->f) ? write_failed(s) : 0;
 }
 
 int cli_result_set_path(cli_result *r, const char *path, size_t len, const char *bad) {
@@ -114,32 +130,4 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-void cli_progress_start(cli_progress *p, int setting) {
-    memset(p, 0, sizeof *p);
-    p->enabled = setting < 0 ? isatty(STDERR_FILENO) : setting;
-    /* Result lines and the progress line share one screen only when both
-     * streams are terminals; then the line is erased before results and
-     * redrawn after them (as apt or pv do). Files and pipes are untouched. */
-    p->shared_tty = p->enabled && isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
-    p->t0 = cli_now();
-    cli_progress_update(p, 0); /* on screen from the start, before the model loads */
-}
-
-void cli_progress_clear(cli_progress *p) {
-    if (!p->shared_tty || !p->drawn) return;
-    fputs("\r\033[K", stderr);
-    fflush(stderr);
-    p->drawn = 0;
-}
-
-void cli_progress_update(cli_progress *p, int final) {
-    if (!p->enabled) return;
-    double dt = cli_now() - p->t0;
-    fprintf(stderr, "\r%ld done, %ld errors, %.2f images/s, %.0f s%s", p->done, p->errors,
-            dt > 0 ? p->done / dt : 0.0, dt, p->shared_tty ? "\033[K" : "");
-    p->drawn = !final;
-    if (final) fputc('\n', stderr);
-    fflush(stderr);
 }

@@ -1,4 +1,4 @@
-/* output.h - result lines (tsv / jsonl) and the progress line of vgpt-cli. */
+/* output.h - result lines (tsv / jsonl) of vgpt-cli, and where they go. */
 #ifndef VGPT_CLI_OUTPUT_H
 #define VGPT_CLI_OUTPUT_H
 
@@ -21,31 +21,34 @@ typedef struct cli_result {
  * -1 when out of memory. */
 int cli_result_set_path(cli_result *r, const char *path, size_t len, const char *bad);
 
+/* Where result lines go: standard output, or the --output file (then every
+ * line is flushed on its own, so that a kill leaves at most one torn last
+ * line, and the file is fsynced every CLI_SYNC_S seconds and at the end). */
+#define CLI_SYNC_S 2.0
+typedef struct cli_sink {
+    FILE *f;
+    const char *name;  /* "standard output" or the file's path, for messages */
+    int sync;          /* 1 = a file: flush each line, fsync now and then */
+    double synced_at;
+} cli_sink;
+
+/* Results to standard output. */
+void cli_sink_stdout(cli_sink *s);
+
 /* Writes one result line.  TSV escapes backslash, tab, newline, CR (and
  * NUL) in both columns as \\, \t, \n, \r, \0, so every result is one line
  * of exactly two columns; jsonl escapes as JSON does.  A failed write (a
  * full disk, a closed pipe) returns -1 after printing "vgpt-cli: writing
- * results to standard output: REASON": the run stops at once, exit 2. */
-int cli_print_result(FILE *f, out_format fmt, const cli_result *r);
+ * results to NAME: REASON": the run stops at once, exit 2. */
+int cli_print_result(cli_sink *s, out_format fmt, const cli_result *r);
 void cli_result_free(cli_result *r);
 
-/* Flushes results out (after each batch): 0, or -1 after that message. */
-int cli_output_flush(FILE *f);
-/* The end of the run: flush and close, with the same check and message. */
-int cli_output_close(FILE *f);
+/* Flushes results out (after each batch; an fsync when one is due): 0, or
+ * -1 after that message. */
+int cli_output_flush(cli_sink *s);
+/* The end of the run: flush, fsync and close, with the same check and message. */
+int cli_output_close(cli_sink *s);
 
-typedef struct cli_progress {
-    int enabled;
-    int shared_tty; /* stdout and stderr are both terminals */
-    int drawn;      /* the line is on screen now */
-    long done, errors;
-    double t0;
-} cli_progress;
-
-void cli_progress_start(cli_progress *p, int setting);
-void cli_progress_update(cli_progress *p, int final);
-/* Erases the progress line before result lines go to the same terminal. */
-void cli_progress_clear(cli_progress *p);
 double cli_now(void);
 
 #endif

@@ -10,11 +10,12 @@
 
 #include "daemon.h"
 #include "image.h"
-#include "input.h"
+#include "job.h"
 #include "model.h"
 #include "output.h"
 #include "proto.h"
 #include "spawn.h"
+#include "stop.h"
 #include "tokenizer.h"
 #include "zsock.h"
 
@@ -41,10 +42,10 @@ typedef struct client {
     int embedded_on;
     item *items;         /* items[i - base] is input line i (blank lines skipped) */
     size_t base, n, cap;
-    size_t in_flight, failed;
+    size_t in_flight;
     size_t next_unsent;  /* input lines before this one were tried at least once */
     char reply_to[300];
-    cli_progress pg;
+    cli_job *job;
 } client;
 
 static item *at(client *c, size_t i) { return &c->items[i - c->base]; }
@@ -180,27 +181,21 @@ static void drain_results(client *c, int in_fd, int timeout_ms) {
     }
 }
 
-/* Prints the finished prefix, in input order, and forgets it; -1 when
- * standard output failed (reported: the run stops at once). */
-static int flush_done(client *c, FILE *out) {
+/* Writes the finished prefix, in input order, and forgets it; -1 when
+ * the output failed (reported: the run stops at once). */
+static int flush_done(client *c) {
     size_t k = 0;
     int rc = 0;
-    if (c->n && c->items[0].state == DONE) cli_progress_clear(&c->pg);
     while (k < c->n && c->items[k].state == DONE) {
-        if (!rc) rc = cli_print_result(out, c->o->format, &c->items[k].res);
-        c->failed += c->items[k].res.error != NULL;
-        c->pg.errors += c->items[k].res.error != NULL;
-        c->pg.done++;
-        cli_result_free(&c->items[k].res);
+        if (!rc) rc = cli_job_emit(c->job, &c->items[k].res);
+        else cli_result_free(&c->items[k].res);
         k++;
     }
     if (!k) return 0;
     memmove(c->items, c->items + k, (c->n - k) * sizeof *c->items);
     c->n -= k;
     c->base += k;
-    if (rc || cli_output_flush(out)) return -1;
-    cli_progress_update(&c->pg, 0);
-    return 0;
+    return rc || cli_job_flush(c->job) ? -1 : 0;
 }
 
 /* A new input entry; one that is not a path is done at once (its error line). */
@@ -301,59 +296,70 @@ static int connect_all(client *c, const char *argv0, vgpt_err *err) {
     return 0;
 }
 
-int cli_run_pipeline(const cli_opts *o, const char *argv0, FILE *in, FILE *out) {
-    client c = {.o = o};
-    vgpt_err err;
-    if (connect_all(&c, argv0, &err)) {
-        fprintf(stderr, "vgpt-cli: %s\n", err.msg);
-        if (c.embedded_on || c.emb.dir[0]) cli_embedded_stop(&c.emb);
-        if (c.push) zmq_close(c.push);
-        if (c.pull) zmq_close(c.pull);
-        if (c.zctx) zmq_ctx_term(c.zctx); /* no socket is left open to block it */
-        vgpt_curve_free(&c.curve);
-        return 2;
-    }
-    cli_progress_start(&c.pg, o->progress);
-    cli_input input;
+/* Stops everything connect_all started. */
+static void disconnect_all(client *c) {
+    for (size_t k = 0; k < c->n; k++) cli_result_free(&c->items[k].res);
+    free(c->items);
+    if (c->mon) zmq_socket_monitor(c->push, NULL, 0), zmq_close(c->mon);
+    if (c->push) zmq_close(c->push);
+    if (c->pull) zmq_close(c->pull);
+    if (c->embedded_on || c->emb.dir[0]) cli_embedded_stop(&c->emb);
+    if (c->zctx) zmq_ctx_term(c->zctx); /* no socket is left open to block it */
+    vgpt_curve_free(&c->curve);
+}
+
+/* Reads, sends, collects and writes until the input is done or a stop was
+ * asked for (then what came back is written and the rest left to a resumed
+ * run); the job's exit status. */
+static int run(client *c) {
+    const cli_opts *o = c->o;
     cli_entry ent;
-    cli_input_init(&input, fileno(in), o->null_input);
-    int eof = 0, rc = 2, r = 0;
-    while (!eof || c.n > 0) {
-        send_waiting(&c);
+    int eof = 0, r, broken = 1;
+    while ((!eof || c->n > 0) && !cli_stop_requested()) {
+        send_waiting(c);
         /* read input only while there is room, and never wait for it: results
          * are printed (and a write error seen) while a producer is slow */
-        while (!eof && c.next_unsent == c.base + c.n && c.in_flight < (size_t)o->window) {
-            if ((r = cli_input_next(&input, &ent, 0)) < 0) break;
+        while (!eof && c->next_unsent == c->base + c->n && c->in_flight < (size_t)o->window) {
+            if ((r = cli_job_next(c->job, &ent, 0)) < 0) break;
             if (r == 0) {
                 eof = 1; /* or a read error: reported once what was read is out */
                 break;
             }
-            if (add_line(&c, &ent)) {
+            if (add_line(c, &ent)) {
                 fprintf(stderr, "vgpt-cli: out of memory\n");
-                goto done;
+                return cli_job_finish(c->job, 1);
             }
-            send_waiting(&c);
+            send_waiting(c);
         }
-        int want_input = !eof && c.next_unsent == c.base + c.n && c.in_flight < (size_t)o->window;
-        drain_results(&c, want_input ? input.fd : -1, c.in_flight || c.next_unsent < c.base + c.n || want_input ? 100 : 0);
-        int restarted = c.embedded_on ? cli_embedded_supervise(&c.emb) : 0;
-        if (restarted < 0) goto done; /* a daemon keeps dying (said on stderr): exit 2 */
-        resend(&c, restarted > 0);
-        expire(&c);
-        if (flush_done(&c, out)) goto done;
+        int want_input = !eof && c->next_unsent == c->base + c->n && c->in_flight < (size_t)o->window;
+        drain_results(c, want_input ? c->job->in.fd : -1,
+                      c->in_flight || c->next_unsent < c->base + c->n || want_input ? 100 : 0);
+        if (cli_stop_requested()) break; /* daemons may be dying of the same Ctrl-C: no restarts */
+        int restarted = c->embedded_on ? cli_embedded_supervise(&c->emb) : 0;
+        if (restarted < 0) return cli_job_finish(c->job, 1); /* a daemon keeps dying (said on stderr) */
+        resend(c, restarted > 0);
+        expire(c);
+        if (flush_done(c)) return cli_job_finish(c->job, 1);
     }
-    cli_progress_update(&c.pg, 1);
-    int read_failed = cli_input_failed(&input);
-    if (!cli_output_close(out) && !read_failed) rc = c.failed ? 1 : 0;
-done:
-    cli_input_free(&input);
-    for (size_t k = 0; k < c.n; k++) cli_result_free(&c.items[k].res);
-    free(c.items);
-    if (c.mon) zmq_socket_monitor(c.push, NULL, 0), zmq_close(c.mon);
-    if (c.push) zmq_close(c.push);
-    if (c.pull) zmq_close(c.pull);
-    if (c.embedded_on) cli_embedded_stop(&c.emb);
-    zmq_ctx_term(c.zctx);
-    vgpt_curve_free(&c.curve);
-    return rc;
+    broken = cli_stop_requested() && flush_done(c);
+    return cli_job_finish(c->job, broken);
+}
+
+int cli_run_pipeline(const cli_opts *o, const char *argv0) {
+    client c = {.o = o};
+    vgpt_err err;
+    cli_job job;
+    int rc = cli_job_open(&job, o);
+    if (rc) return rc;
+    c.job = &job;
+    if (connect_all(&c, argv0, &err)) {
+        fprintf(stderr, "vgpt-cli: %s\n", err.msg);
+        disconnect_all(&c);
+        cli_job_free(&job);
+        return 2;
+    }
+    cli_stop_install(); /* replaces spawn.c's immediate teardown: finish writing first */
+    rc = run(&c);
+    disconnect_all(&c);
+    return cli_stop_finish(rc);
 }

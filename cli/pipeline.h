@@ -13,6 +13,8 @@
 
 #include "options.h"
 
-int cli_run_pipeline(const cli_opts *o, const char *argv0, FILE *in, FILE *out);
+/* Reads the paths and writes the results (see job.h).  Returns the exit
+ * status, or dies of a stop signal once what came back is written. */
+int cli_run_pipeline(const cli_opts *o, const char *argv0);
 
 #endif

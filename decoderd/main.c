@@ -148,6 +148,9 @@ static long first_non_finite(const float *v, size_t n) {
 static int admit_one(dec_ctx *x, const vgpt_msg *m, vgpt_err *err) {
     const vgpt_wire_tensor *t = &m->tensor;
     int L = (int)t->shape[0], C = (int)t->shape[1];
+    if (m->model_fp[0] && strcmp(m->model_fp, x->model->fingerprint))
+        return vgpt_err_set(err, "visual tokens come from another model (encoderd's fingerprint %s, this decoderd's %s): "
+                            "start encoderd and decoderd with the same --model", m->model_fp, x->model->fingerprint);
     if (t->ndim != 2 || C != x->model->gpt.width)
         return vgpt_err_set(err, "visual tokens are [%d,%d], this decoder's model needs [L,%d]", L, C,
                             x->model->gpt.width);

@@ -120,6 +120,7 @@ static void send_tokens(enc_ctx *x, const vgpt_msg *req, const float *tokens, in
     vgpt_msg out;
     vgpt_msg_follow(&out, VGPT_MSG_TOKENS, req);
     out.cache_hit = hit;
+    snprintf(out.model_fp, sizeof out.model_fp, "%s", x->model->fingerprint); /* decoderd refuses another model's */
     out.tensor = (vgpt_wire_tensor){.dtype = VGPT_WIRE_F32, .ndim = 2, .shape = {x->L, x->C},
                                     .data = tokens, .nbytes = (size_t)x->L * x->C * sizeof(float)};
     vgpt_node_forward(&x->node, &out);
@@ -138,7 +139,7 @@ static void process(enc_ctx *x, int n) {
                 continue;
             }
         }
-        vgpt_image_normalize(m->tensor.data, x->model->family->mean, x->model->family->std, x->pixels + n_miss * plane);
+        vgpt_image_normalize(m->tensor.data, x->model->mean, x->model->std, x->pixels + n_miss * plane);
         x->miss[n_miss++] = i;
     }
     if (!n_miss) return;

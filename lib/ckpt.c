@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt_impl.h"
 #include "file.h"
 #include "half.h"
 #include "pickle.h"
@@ -39,6 +40,8 @@ typedef struct ctx {
     const char *top;      /* archive top folder, e.g. "archive" */
     size_t top_len;
     vgpt_err *err;
+    vgpt_storage_fn storage; /* a storage's bytes by key (zip entry, legacy offset) */
+    void *storage_arg;
 } ctx;
 
 size_t vgpt_dtype_size(vgpt_dtype dt) {
@@ -51,6 +54,10 @@ const char *vgpt_dtype_name(vgpt_dtype dt) {
 }
 
 const char *vgpt_ckpt_path(const vgpt_ckpt *ck) { return ck->path; }
+const uint8_t *vgpt_ckpt_bytes(const vgpt_ckpt *ck, size_t *size) {
+    *size = ck->size;
+    return ck->map;
+}
 size_t vgpt_ckpt_count(const vgpt_ckpt *ck) { return ck->n; }
 const vgpt_tensor *vgpt_ckpt_at(const vgpt_ckpt *ck, size_t i) { return i < ck->n ? &ck->tensors[i] : NULL; }
 
@@ -62,13 +69,10 @@ static int check_magic(const ctx *c) {
     const uint8_t *b = c->ck->map;
     size_t n = c->ck->size;
     static const uint8_t legacy[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    (void)legacy; /* the legacy stream is read by ckpt_legacy.c */
     if (n >= 4 && b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6))) return 0;
-    if (n >= 2 + sizeof legacy && b[0] == 0x80 && !memcmp(b + 2, legacy, sizeof legacy))
-        return vgpt_err_set(c->err, "%s: not a zip archive: legacy torch.save format (magic number "
-                            "0x1950a86a20f9469cfc6c) is not supported; re-save with torch>=1.6 (zipfile format)",
-                            c->ck->path);
-    return vgpt_err_set(c->err, "%s: not a zip archive (expected a torch.save checkpoint written by torch>=1.6)",
-                        c->ck->path);
+    return vgpt_err_set(c->err, "%s: not a checkpoint vgpt reads (expected a torch.save zip archive, a legacy "
+                        "torch.save stream or a safetensors file)", c->ck->path);
 }
 
 /* The pickle is "<top>/data.pkl" for an arbitrary single-level <top>. */
@@ -84,6 +88,22 @@ static int find_pickle(ctx *c, const uint8_t **pkl, size_t *pkl_len) {
     }
     return vgpt_err_set(c->err, "%s: zip archive has no <folder>/data.pkl entry (not a torch.save checkpoint)",
                         c->ck->path);
+}
+
+static const vgpt_zip_entry *find_member(const ctx *c, const char *rel);
+
+/* vgpt_storage_fn for the zip: the entry <top>/data/<key>. */
+static int zip_storage(void *arg, const char *key, const char *label, const uint8_t **data, uint64_t *size,
+                       vgpt_err *err) {
+    const ctx *c = arg;
+    char rel[300];
+    snprintf(rel, sizeof rel, "data/%s", key);
+    const vgpt_zip_entry *e = find_member(c, rel);
+    if (!e)
+        return vgpt_err_set(err, "%s: storage entry '%.*s/%s' missing from the archive", label, (int)c->top_len,
+                            c->top, rel);
+    *size = e->size;
+    return vgpt_zip_data(&c->zip, e, data, label, err);
 }
 
 static const vgpt_zip_entry *find_member(const ctx *c, const char *rel) {
@@ -165,26 +185,21 @@ static int storage_bytes(ctx *c, const uint8_t *src, size_t size, size_t align, 
 static int bind_data(ctx *c, vgpt_tensor *t, const vgpt_pk_tensor *pt) {
     const vgpt_pk_storage *st = &pt->storage->st;
     const char *path = c->ck->path;
-    char rel[300];
-    snprintf(rel, sizeof rel, "data/%s", st->key);
-    const vgpt_zip_entry *e = find_member(c, rel);
-    if (!e)
-        return vgpt_err_set(c->err, "%s: tensor '%s': storage entry '%.*s/%s' missing from the archive", path,
-                            t->name, (int)c->top_len, c->top, rel);
     const uint8_t *src = NULL;
+    uint64_t esize = 0;
     char label[768];
     snprintf(label, sizeof label, "%s: tensor '%s'", path, t->name);
-    if (vgpt_zip_data(&c->zip, e, &src, label, c->err)) return -1;
+    if (c->storage(c->storage_arg, st->key, label, &src, &esize, c->err)) return -1;
     uint64_t extent, need;
     if (view_extent(pt, &t->numel, &extent) || checked_mul(extent, st->elem_size, &need))
         return vgpt_err_set(c->err, "%s: tensor '%s': size / stride / offset overflow", path, t->name);
-    if (need > e->size)
+    if (need > esize)
         return vgpt_err_set(c->err, "%s: tensor '%s': storage '%s' too small: %llu bytes, the tensor's view needs "
-                            "%llu (offset %lld, %d dims)", path, t->name, st->key, (unsigned long long)e->size,
+                            "%llu (offset %lld, %d dims)", path, t->name, st->key, (unsigned long long)esize,
                             (unsigned long long)need, (long long)pt->offset, pt->ndim);
     if (st->elem_size == 0) return 0; /* unknown storage type: listed, never read */
     const uint8_t *base = NULL;
-    if (storage_bytes(c, src, (size_t)e->size, st->elem_size, &base)) return -1;
+    if (storage_bytes(c, src, (size_t)esize, st->elem_size, &base)) return -1;
     t->data = base + (size_t)pt->offset * st->elem_size * (t->numel > 0);
     return 0;
 }
@@ -268,23 +283,63 @@ static int build_index(ctx *c) {
     return 0;
 }
 
-static int collect(ctx *c, const vgpt_pkval *top) {
-    const vgpt_pkval *sd = pick_state_dict(c, top);
+int vgpt_ckpt_finish(vgpt_ckpt *ck, vgpt_err *err) {
+    ctx c = {.ck = ck, .err = err};
+    if (ck->n == 0)
+        return vgpt_err_set(err, "%s: no tensors found (expected a state dict of name -> tensor, bare or "
+                            "under 'model_state_dict')", ck->path);
+    return build_index(&c);
+}
+
+int vgpt_ckpt_collect(vgpt_ckpt *ck, const vgpt_pkval *top, vgpt_storage_fn fn, void *arg, vgpt_err *err) {
+    ctx c = {.ck = ck, .err = err, .storage = fn, .storage_arg = arg};
+    const vgpt_pkval *sd = pick_state_dict(&c, top);
     if (!sd) return -1;
-    size_t cap = 0;
+    size_t cap = ck->n;
     for (size_t i = 0; i + 1 < sd->n; i += 2) {
         const vgpt_pkval *k = sd->items[i], *v = sd->items[i + 1];
         if (k->type != VGPT_PK_STR || v->type != VGPT_PK_TENSOR) continue;
-        if (add_tensor(c, k->s, v->t, &cap)) return -1;
+        if (add_tensor(&c, k->s, v->t, &cap)) return -1;
     }
-    if (c->ck->n == 0)
-        return vgpt_err_set(c->err, "%s: no tensors found (expected a state dict of name -> tensor, bare or "
-                            "under 'model_state_dict')", c->ck->path);
-    return build_index(c);
+    return vgpt_ckpt_finish(ck, err);
+}
+
+int vgpt_ckpt_add_dense(vgpt_ckpt *ck, const char *name, vgpt_dtype dt, size_t elem_size, int ndim,
+                        const int64_t *shape, const uint8_t *src, vgpt_err *err) {
+    ctx c = {.ck = ck, .err = err};
+    vgpt_tensor *q = realloc(ck->tensors, (ck->n + 1) * sizeof *q);
+    if (!q) return vgpt_err_set(err, "%s: out of memory", ck->path);
+    ck->tensors = q;
+    vgpt_tensor *t = &ck->tensors[ck->n];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    t->storage_key = strdup(name);
+    if (!t->name || !t->storage_key) {
+        drop_tensor(t);
+        return vgpt_err_set(err, "%s: out of memory", ck->path);
+    }
+    ck->n++;
+    t->dtype = dt;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        t->shape[d] = shape[d];
+        t->stride[d] = t->numel;
+        t->numel *= shape[d];
+    }
+    t->contiguous = 1;
+    if (elem_size == 0) return 0;
+    const uint8_t *base;
+    if (storage_bytes(&c, src, (size_t)t->numel * elem_size, elem_size, &base)) return -1;
+    t->data = base;
+    return 0;
 }
 
 static int index_archive(vgpt_ckpt *ck, vgpt_err *err) {
-    ctx c = {.ck = ck, .err = err};
+    if (vgpt_safetensors_is(ck->map, ck->size)) return vgpt_safetensors_index(ck, err);
+    if (vgpt_legacy_is(ck->map, ck->size)) return vgpt_legacy_index(ck, err);
+    ctx c = {.ck = ck, .err = err, .storage = zip_storage};
+    c.storage_arg = &c;
     const uint8_t *pkl;
     size_t pkl_len = 0;
     vgpt_pickle *pk = NULL;
@@ -293,7 +348,7 @@ static int index_archive(vgpt_ckpt *ck, vgpt_err *err) {
     if (check_magic(&c) || vgpt_zip_open(&c.zip, ck->map, ck->size, ck->path, err)) return -1;
     if (find_pickle(&c, &pkl, &pkl_len) || check_byteorder(&c)) goto done;
     if (vgpt_pickle_parse(pkl, pkl_len, ck->path, &pk, &top, err)) goto done;
-    rc = collect(&c, top);
+    rc = vgpt_ckpt_collect(ck, top, c.storage, c.storage_arg, err);
 done:
     vgpt_pickle_free(pk);
     vgpt_zip_free(&c.zip);
@@ -332,8 +387,26 @@ int vgpt_ckpt_open_mem(const void *data, size_t size, const char *name, vgpt_ckp
     return 0;
 }
 
-int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err) {
+int vgpt_ckpt_resolve(const char *path, char *out, size_t cap, vgpt_err *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        if ((size_t)snprintf(out, cap, "%s", path) >= cap) return vgpt_err_set(err, "%s: path too long", path);
+        return 0;
+    }
+    static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if ((size_t)snprintf(out, cap, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", names[i]) >= cap)
+            return vgpt_err_set(err, "%s: path too long", path);
+        if (stat(out, &sb) == 0) return 0;
+    }
+    return vgpt_err_set(err, "%s: a folder without model.safetensors or pytorch_model.bin (download the weights "
+                        "from the model page into it, or name the checkpoint file)", path);
+}
+
+int vgpt_ckpt_open(const char *given, vgpt_ckpt **out, vgpt_err *err) {
     *out = NULL;
+    char path[4096];
+    if (vgpt_ckpt_resolve(given, path, sizeof path, err)) return -1;
     struct stat sb;
     int fd = vgpt_file_open(path, "a checkpoint file", &sb, err);
     if (fd < 0) return -1;

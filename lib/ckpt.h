@@ -34,11 +34,17 @@ typedef struct vgpt_tensor {
 
 typedef struct vgpt_ckpt vgpt_ckpt;
 
-/* Opens and indexes `path`.  On error returns -1 with a message such as
+/* Opens and indexes `path` (a torch zip, a legacy torch.save stream or a
+ * safetensors file; a folder is resolved by vgpt_ckpt_resolve).  On error returns -1 with a message such as
  * "model.pth: not a zip archive (legacy torch.save format is not supported;
  * re-save with torch>=1.6)" or "model.pth: data.pkl: truncated pickle". */
 int vgpt_ckpt_open(const char *path, vgpt_ckpt **out, vgpt_err *err);
 void vgpt_ckpt_free(vgpt_ckpt *ck);
+
+/* The checkpoint file a user names: path itself, or for a folder (a
+ * Hugging Face model folder) its model.safetensors, else its
+ * pytorch_model.bin.  vgpt_ckpt_open resolves its path this way. */
+int vgpt_ckpt_resolve(const char *path, char *out, size_t cap, vgpt_err *err);
 
 /* Same as vgpt_ckpt_open over a caller-owned buffer that must outlive the
  * checkpoint (tests and fuzzing use it so that ASan sees every read). */

@@ -21,8 +21,7 @@ void vgpt_config_init(vgpt_config *cfg) {
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) *ints[i] = -1;
 }
 
-/* "<dir of ckpt_path>/config.json" into out; -1 if it does not fit. */
-static int sibling_path(const char *ckpt_path, const char *name, char *out, size_t cap) {
+int vgpt_config_sibling(const char *ckpt_path, const char *name, char *out, size_t cap) {
     const char *slash = strrchr(ckpt_path, '/');
     int n;
     if (!slash) n = snprintf(out, cap, "%s", name);
@@ -95,7 +94,7 @@ static int read_fields(const vgpt_json *root, vgpt_config *cfg, const char *path
 int vgpt_config_load(const char *ckpt_path, vgpt_config *cfg, vgpt_err *err) {
     vgpt_config_init(cfg);
     char path[sizeof cfg->path];
-    if (sibling_path(ckpt_path, "config.json", path, sizeof path))
+    if (vgpt_config_sibling(ckpt_path, "config.json", path, sizeof path))
         return vgpt_err_set(err, "%s: checkpoint path too long", ckpt_path);
     struct stat st;
     if (stat(path, &st) != 0) {

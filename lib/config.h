@@ -8,6 +8,8 @@
 #ifndef VGPT_CONFIG_H
 #define VGPT_CONFIG_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 #define VGPT_CONFIG_MAX_CROSS 32
@@ -21,6 +23,9 @@ typedef struct vgpt_config {
     int n_cross_pos;                      /* -1 when absent; 0 for [] */
     char path[4096];                      /* the config.json read, "" when none */
 } vgpt_config;
+
+/* "<dir of ckpt_path>/name" into out; -1 if it does not fit. */
+int vgpt_config_sibling(const char *ckpt_path, const char *name, char *out, size_t cap);
 
 /* Sets every field to -1 / empty. */
 void vgpt_config_init(vgpt_config *cfg);

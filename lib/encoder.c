@@ -1,7 +1,9 @@
-/* encoder.c - ViT -> (projection) -> resampler, batched over N images. */
+/* encoder.c - ViT -> (projection) -> resampler (or no bridge: the ViT's
+ * tokens themselves, HF ViT-GPT2), batched over N images. */
 #include "encoder.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "linear.h"
@@ -33,12 +35,20 @@ void vgpt_encoder_free(vgpt_encoder *e) {
 }
 
 int vgpt_encoder_image_size(const vgpt_encoder *e) { return e->m->vit.image; }
-int vgpt_encoder_n_tokens(const vgpt_encoder *e) { return e->m->rs.n_latents; }
-int vgpt_encoder_width(const vgpt_encoder *e) { return e->m->rs.width; }
+/* Without a bridge the tokens are the ViT's (through the projection, if any). */
+static int vit_tokens(const vgpt_vit *v) { return v->grid * v->grid + (v->keep_class != 0); }
+static int no_bridge(const vgpt_model *m) { return m->family->bridge == VGPT_BRIDGE_NONE; }
+
+int vgpt_encoder_n_tokens(const vgpt_encoder *e) { return no_bridge(e->m) ? vit_tokens(&e->m->vit) : e->m->rs.n_latents; }
+int vgpt_encoder_width(const vgpt_encoder *e) {
+    const vgpt_model *m = e->m;
+    if (!no_bridge(m)) return m->rs.width;
+    return vgpt_lin_present(&m->project) ? m->project.out : m->vit.width;
+}
 
 int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt_err *err) {
     const vgpt_model *m = e->m;
-    int M = m->vit.grid * m->vit.grid, Dv = m->vit.width, D = m->rs.width;
+    int M = vit_tokens(&m->vit), Dv = m->vit.width, D = vgpt_encoder_width(e);
     float *media = vgpt_buf_get(&e->media, (size_t)N * M * Dv);
     if (!media || vgpt_vit_forward(&m->vit, pixels, N, media, &e->vit_ws))
         return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
@@ -47,6 +57,10 @@ int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt
         if (!p) return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
         vgpt_lin_forward(p, media, &m->project, N * M, 0);
         media = p;
+    }
+    if (no_bridge(m)) { /* the tokens are the (projected) ViT states */
+        memcpy(tokens, media, (size_t)N * M * D * sizeof(float));
+        return m->mm_ctx ? vgpt_mm_ctx_check(m->mm_ctx, err) : 0;
     }
     if (vgpt_resampler_forward(&m->rs, media, N, M, tokens, &e->rs_ws))
         return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);

@@ -10,6 +10,7 @@
 
 #include "ckpt.h"
 #include "err.h"
+#include "gen_opts.h"
 
 struct vgpt_model;
 
@@ -28,6 +29,11 @@ typedef struct vgpt_family {
     int (*bind)(struct vgpt_model *m, int parts, vgpt_err *err);
     /* The context length (positions the text decoder may use), cheaply. */
     int (*context)(const vgpt_ckpt *ck, int *out, vgpt_err *err);
+    /* The model folder's own generation defaults, cheaply: 1 with *o filled
+     * (mode, beams, max_tokens, no_repeat_ngram, length_penalty), 0 when the
+     * family has none (NULL: none), -1 with err; -2 with err when they are
+     * settings vgpt cannot follow (the caller may still run its own). */
+    int (*gen_defaults)(const vgpt_ckpt *ck, vgpt_gen_opts *o, vgpt_err *err);
     vgpt_bridge_kind bridge;
     vgpt_cross_kind cross;
     float mean[3], std[3]; /* pixels: (v/255 - mean) / std per channel */
@@ -35,6 +41,7 @@ typedef struct vgpt_family {
 } vgpt_family;
 
 extern const vgpt_family vgpt_family_visiongpt;
+extern const vgpt_family vgpt_family_hf_vit_gpt2; /* family_hf.c */
 
 /* The family whose detect accepts ck; an error naming the file otherwise. */
 const vgpt_family *vgpt_family_detect(const vgpt_ckpt *ck, vgpt_err *err);

@@ -1,6 +1,8 @@
 /* gpt2.c - GPT-2 blocks (LayerNorm eps 1e-5, tanh GELU, causal attention
  * over a KV cache) interleaved with cross blocks that attend to the visual
- * tokens, in checkpoint order.  All B captions share every GEMM. */
+ * tokens, in checkpoint order; or (HF GPT-2 with add_cross_attention) each
+ * block attending to them itself between its self-attention and its MLP.
+ * All B captions share every GEMM. */
 #include "gpt2.h"
 
 #include <stdlib.h>
@@ -46,9 +48,9 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
     int x = 0;
     for (int j = 0; j < g->n_blocks; j++) {
         const vgpt_block *blk = &g->blocks[j];
-        if (!blk->is_cross) continue;
-        vgpt_lin_forward(tmp, vis, &blk->k, N * L, 0);
-        vgpt_lin_forward(tmp + (size_t)N * per, vis, &blk->v, N * L, 0);
+        if (!blk->is_cross && !blk->in_cross) continue;
+        vgpt_lin_forward(tmp, vis, blk->is_cross ? &blk->k : &blk->xk, N * L, 0);
+        vgpt_lin_forward(tmp + (size_t)N * per, vis, blk->is_cross ? &blk->v : &blk->xv, N * L, 0);
         for (int n = 0; n < N; n++) {
             float *dst = out[n].kv + (size_t)x * 2 * per;
             memcpy(dst, tmp + n * per, per * sizeof(float));
@@ -125,18 +127,25 @@ static void attend_part(void *arg, int part, int n_parts) {
     }
 }
 
-// h is (B,C): h = h + out_proj(MHA(q = W_query(LN(h)), k/v = the image's cross K/V))
-static void cross_block(vgpt_gpt_run *d, const vgpt_block *blk, int x, int B, const vgpt_xkv *const *xkv) {
+// h is (B,C): h = h + proj(MHA(q = W_q(LN(h)), k/v = the image's cross K/V number x))
+static void cross_attend(vgpt_gpt_run *d, const vgpt_ln *ln, const vgpt_packed *wq, const vgpt_packed *proj, int x,
+                         int B, const vgpt_xkv *const *xkv) {
     int C = d->m->gpt.width;
-    vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
-    vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,C): q */
+    vgpt_layernorm(d->xn.p, d->h.p, ln->scale, ln->shift, B, C, GPT_EPS);
+    vgpt_linear_packed(d->qkv.p, d->xn.p, wq, B, 0, d->pool); /* (B,C): q */
     attend_job j = {.d = d, .q = d->qkv.p, .ldq = C, .B = B, .x = x, .xkv = xkv};
     vgpt_pool_run(B > 1 ? d->pool : NULL, attend_part, &j); /* one caption: not worth a wake-up */
-    vgpt_linear_packed(d->h.p, d->att.p, &blk->packed_proj, B, VGPT_ACCUMULATE, d->pool);
+    vgpt_linear_packed(d->h.p, d->att.p, proj, B, VGPT_ACCUMULATE, d->pool);
 }
 
-// h is (B,C): causal self-attention over each caption's cache, then the MLP
-static void self_block(vgpt_gpt_run *d, const vgpt_block *blk, int l, int B, vgpt_kv *const *kv) {
+static void cross_block(vgpt_gpt_run *d, const vgpt_block *blk, int x, int B, const vgpt_xkv *const *xkv) {
+    cross_attend(d, &blk->ln1, &blk->packed_qkv, &blk->packed_proj, x, B, xkv);
+}
+
+// h is (B,C): causal self-attention over each caption's cache, the block's
+// own cross-attention (in_cross, cross K/V number x), then the MLP
+static void self_block(vgpt_gpt_run *d, const vgpt_block *blk, int l, int x, int B, vgpt_kv *const *kv,
+                       const vgpt_xkv *const *xkv) {
     int C = d->m->gpt.width;
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln1.scale, blk->ln1.shift, B, C, GPT_EPS);
     vgpt_linear_packed(d->qkv.p, d->xn.p, &blk->packed_qkv, B, 0, d->pool); /* (B,3C): q | k | v */
@@ -149,6 +158,7 @@ static void self_block(vgpt_gpt_run *d, const vgpt_block *blk, int l, int B, vgp
     attend_job j = {.d = d, .q = d->qkv.p, .ldq = 3 * C, .B = B, .l = l, .kv = kv};
     vgpt_pool_run(B > 1 ? d->pool : NULL, attend_part, &j); /* one caption: not worth a wake-up */
     vgpt_linear_packed(d->h.p, d->att.p, &blk->packed_proj, B, VGPT_ACCUMULATE, d->pool);
+    if (blk->in_cross) cross_attend(d, &blk->ln_cross, &blk->packed_xq, &blk->packed_xproj, x, B, xkv);
     vgpt_layernorm(d->xn.p, d->h.p, blk->ln2.scale, blk->ln2.shift, B, C, GPT_EPS);
     vgpt_linear_packed(d->hidden.p, d->xn.p, &blk->packed_fc1, B, VGPT_GELU_TANH, d->pool);
     vgpt_linear_packed(d->h.p, d->hidden.p, &blk->packed_fc2, B, VGPT_ACCUMULATE, d->pool);
@@ -191,7 +201,7 @@ int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *con
         if (g->blocks[j].is_cross)
             cross_block(d, &g->blocks[j], x++, B, xkv);
         else
-            self_block(d, &g->blocks[j], l++, B, kv);
+            self_block(d, &g->blocks[j], l++, g->blocks[j].in_cross ? x++ : x, B, kv, xkv);
     }
     for (int b = 0; b < B; b++) kv[b]->pos++;
     vgpt_layernorm(d->xn.p, d->h.p, g->ln_final.scale, g->ln_final.shift, B, C, GPT_EPS);

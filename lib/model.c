@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "linear.h"
 
 /* FNV-1a over every tensor's name, dtype, shape and a sample of its bytes:
  * cheap, stable, and different for any two checkpoints that matter. */
@@ -23,6 +24,12 @@ static void fingerprint(vgpt_model *m) {
         size_t step = bytes / 64 + 1;
         for (size_t o = 0; o < bytes; o += step) h = (h ^ ((const uint8_t *)t->data)[o]) * 1099511628211ull;
     }
+    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
+}
+
+void vgpt_model_mix_fingerprint(vgpt_model *m, const void *bytes, size_t n) {
+    uint64_t h = strtoull(m->fingerprint, NULL, 16);
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)bytes)[i]) * 1099511628211ull;
     snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
 }
 
@@ -61,7 +68,11 @@ int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err
      * tensor converted is then read and dropped in turn. */
     fingerprint(m);
     vgpt_ckpt_drop_all(m->ckpt);
-    if (!(m->family = vgpt_family_detect(m->ckpt, err)) || m->family->bind(m, parts, err)) {
+    if ((m->family = vgpt_family_detect(m->ckpt, err))) {
+        memcpy(m->mean, m->family->mean, sizeof m->mean); /* bind may take the folder's own */
+        memcpy(m->std, m->family->std, sizeof m->std);
+    }
+    if (!m->family || m->family->bind(m, parts, err)) {
         vgpt_model_free(m);
         return -1;
     }
@@ -87,6 +98,15 @@ int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err) {
     return rc;
 }
 
+int vgpt_model_peek_gen(const char *path, vgpt_gen_opts *o, vgpt_err *err) {
+    vgpt_ckpt *ck;
+    if (vgpt_ckpt_open(path, &ck, err)) return -1;
+    const vgpt_family *f = vgpt_family_detect(ck, err);
+    int rc = !f ? -1 : f->gen_defaults ? f->gen_defaults(ck, o, err) : 0;
+    vgpt_ckpt_free(ck);
+    return rc;
+}
+
 void vgpt_model_free(vgpt_model *m) {
     if (!m) return;
     vgpt_model_unpack_decoder(m);
@@ -104,7 +124,11 @@ void vgpt_model_describe(const vgpt_model *m, char *buf, int len) {
     const vgpt_gpt *g = &m->gpt;
     int n = 0;
     buf[0] = 0;
-    if (v->n_layers && n < len)
+    if (v->n_layers && n < len && m->family->bridge == VGPT_BRIDGE_NONE)
+        n += snprintf(buf + n, len - n, "%s: ViT %dpx/%d w%d L%d H%d eps %g, all %d tokens%s; ", m->family->name,
+                      v->image, v->patch, v->width, v->n_layers, v->n_heads, v->eps, v->grid * v->grid + 1,
+                      vgpt_lin_present(&m->project) ? " projected" : "");
+    else if (v->n_layers && n < len)
         n += snprintf(buf + n, len - n, "ViT %dpx/%d w%d L%d H%d; resampler %dx%d depth %d H%dx%d; ", v->image,
                       v->patch, v->width, v->n_layers, v->n_heads, r->n_latents, r->width, r->depth, r->n_heads,
                       r->head_dim);
@@ -113,6 +137,7 @@ void vgpt_model_describe(const vgpt_model *m, char *buf, int len) {
                       g->width, g->n_layers, g->n_heads, g->context, g->pos_rows, g->vocab,
                       m->tied ? "tied" : "untied");
         int tb = 0, first = 1;
+        if (m->family->cross == VGPT_CROSS_IN_BLOCK && n < len) n += snprintf(buf + n, len - n, "every block");
         for (int j = 0; j < g->n_blocks && n < len; j++) {
             if (!g->blocks[j].is_cross) {
                 tb++;

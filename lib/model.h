@@ -28,6 +28,8 @@ typedef struct vgpt_vit_layer {
 
 typedef struct vgpt_vit {
     int width, n_layers, n_heads, patch, grid, image; /* grid*grid patches of patch^2 px */
+    float eps;       /* LayerNorm epsilon (torchvision 1e-6; HF config's layer_norm_eps) */
+    int keep_class;  /* 1: the output keeps the class token (HF: all 1+G*G tokens) */
     vgpt_lin patch_embed;  /* (width, 3*patch*patch): the conv as a GEMM */
     const float *class_token, *pos_embed; /* (width), (1+grid*grid, width) */
     vgpt_vit_layer layers[VGPT_MAX_LAYERS];
@@ -56,6 +58,13 @@ typedef struct vgpt_block {
      * W_query, W_key, W_value into one (3C,C) product; cross blocks pack
      * W_query alone (their K/V are computed once per image from k, v). */
     vgpt_packed packed_qkv, packed_proj, packed_fc1, packed_fc2;
+    /* VGPT_CROSS_IN_BLOCK (HF GPT-2): the block's own cross-attention, run
+     * between its self-attention and its MLP: ln_cross, q from xq, K / V
+     * from xk / xv over the visual tokens (once per image), xproj. */
+    int in_cross;
+    vgpt_ln ln_cross;
+    vgpt_lin xq, xk, xv, xproj;
+    vgpt_packed packed_xq, packed_xproj;
 } vgpt_block;
 
 typedef struct vgpt_gpt {
@@ -76,6 +85,7 @@ typedef struct vgpt_model {
     vgpt_resampler rs;
     vgpt_gpt gpt;
     int tied;           /* out_head shares tok_emb's storage */
+    float mean[3], std[3]; /* pixel normalisation: the family's, or the model folder's preprocessor_config.json */
     vgpt_precision precision; /* of the matrix products (mm.h) */
     vgpt_mm_ctx *mm_ctx;      /* bf16: oneDNN's engine, NULL in fp32 */
     char fingerprint[17]; /* hex digest of tensor names, shapes and sampled bytes */
@@ -95,6 +105,12 @@ int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err
  * reading only its index: cheap enough for usage checks. */
 int vgpt_model_peek_context(const char *path, int *context, vgpt_err *err);
 void vgpt_model_free(vgpt_model *m);
+
+/* The generation defaults the model at path brings (family.h gen_defaults):
+ * 1 with *o's mode, beams, max_tokens, no_repeat_ngram, length_penalty set,
+ * 0 when it brings none, -1 with err, -2 with err when they are settings
+ * vgpt cannot follow (family.h). */
+int vgpt_model_peek_gen(const char *path, vgpt_gen_opts *o, vgpt_err *err);
 
 /* Frees p if it is one of the model's widened copies; returns 1 if it was. */
 int vgpt_model_free_owned(vgpt_model *m, const void *p);
@@ -117,6 +133,10 @@ void vgpt_model_free_bf16(vgpt_model *m);
  * readable). */
 int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err);
 void vgpt_model_unpack_decoder(vgpt_model *m);
+
+/* Folds bytes (settings read beside the weights, e.g. preprocessing) into
+ * the fingerprint, so that caches keyed by it keep them apart. */
+void vgpt_model_mix_fingerprint(vgpt_model *m, const void *bytes, size_t n);
 
 /* One line describing the layout, for logs and --verbose. */
 void vgpt_model_describe(const vgpt_model *m, char *buf, int len);

@@ -47,12 +47,15 @@ int vgpt_model_to_bf16(vgpt_model *m, int parts, vgpt_err *err) {
         vgpt_block *blk = &m->gpt.blocks[j];
         if (blk->is_cross && (to_bf16(m, &blk->k, "cross block", j, err) || to_bf16(m, &blk->v, "cross block", j, err)))
             return -1;
+        if (blk->in_cross && (to_bf16(m, &blk->xk, "block cross-attention", j, err) ||
+                              to_bf16(m, &blk->xv, "block cross-attention", j, err)))
+            return -1;
     }
     return 0;
 }
 
 void vgpt_model_free_bf16(vgpt_model *m) {
-    vgpt_lin *all[4 * VGPT_MAX_LAYERS + 8 * 5 + 2 + 2 * VGPT_MAX_LAYERS];
+    vgpt_lin *all[4 * VGPT_MAX_LAYERS + 8 * 5 + 2 + 4 * VGPT_MAX_LAYERS];
     int n = 0;
     all[n++] = &m->vit.patch_embed;
     all[n++] = &m->project;
@@ -64,7 +67,10 @@ void vgpt_model_free_bf16(vgpt_model *m) {
         vgpt_resampler_layer *L = &m->rs.layers[l];
         all[n++] = &L->to_q, all[n++] = &L->to_kv, all[n++] = &L->proj_out, all[n++] = &L->fc1, all[n++] = &L->fc2;
     }
-    for (int j = 0; j < m->gpt.n_blocks; j++) all[n++] = &m->gpt.blocks[j].k, all[n++] = &m->gpt.blocks[j].v;
+    for (int j = 0; j < m->gpt.n_blocks; j++) {
+        vgpt_block *blk = &m->gpt.blocks[j];
+        all[n++] = &blk->k, all[n++] = &blk->v, all[n++] = &blk->xk, all[n++] = &blk->xv;
+    }
     for (int i = 0; i < n; i++) {
         vgpt_mm_free(all[i]->mm);
         all[i]->mm = NULL;

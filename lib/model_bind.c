@@ -187,6 +187,51 @@ int vgpt_bind_rows(const vgpt_binder *b, const char *prefix) {
     return t && t->ndim == 2 ? (int)t->shape[0] : 0;
 }
 
+/* GPT-2's Conv1D keeps its weight as [in, cols] (x @ W): columns
+ * col0..col0+out of it, as an owned (out, in) matrix, through a transposed
+ * view of the tensor (materialize gathers by strides). */
+void vgpt_bind_conv1d(vgpt_binder *b, vgpt_lin *l, int in, int cols, int col0, int out, const char *prefix) {
+    char name[300];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    l->in = in;
+    l->out = out;
+    l->w = l->b = NULL;
+    if (!vgpt_bind_get2(b, in, cols, "%s", name)) return; /* checks shape and dtype */
+    const vgpt_tensor *t = vgpt_bind_find(b, name);
+    vgpt_tensor v = *t;
+    v.shape[0] = out, v.shape[1] = in;
+    v.stride[0] = t->stride[1], v.stride[1] = t->stride[0];
+    v.data = (const uint8_t *)t->data + (size_t)col0 * t->stride[1] * vgpt_dtype_size(t->dtype);
+    v.numel = (int64_t)out * in;
+    v.contiguous = 0;
+    l->w = vgpt_bind_materialize(b, &v);
+    if (!l->w) vgpt_bind_fail(b, "%s: out of memory transposing tensor %s", vgpt_ckpt_path(b->m->ckpt), name);
+    const float *bias = vgpt_bind_get1(b, cols, "%s.bias", prefix);
+    l->b = bias ? bias + col0 : NULL;
+}
+
+/* n Linears of the same input, their rows stacked into one owned (n*out, in)
+ * weight and (n*out) bias: one product instead of n. */
+void vgpt_bind_stack(vgpt_binder *b, vgpt_lin *l, int n, int out, int in, const char *const *prefixes) {
+    l->in = in;
+    l->out = n * out;
+    float *w = own(b, (size_t)n * out * in * sizeof(float)), *bias = own(b, (size_t)n * out * sizeof(float));
+    l->w = w;
+    l->b = bias;
+    if (!w || !bias) {
+        vgpt_bind_fail(b, "%s: out of memory stacking %s", vgpt_ckpt_path(b->m->ckpt), prefixes[0]);
+        return;
+    }
+    for (int i = 0; i < n && !b->failed; i++) {
+        const float *wi = vgpt_bind_get2(b, out, in, "%s.weight", prefixes[i]);
+        const float *bi = vgpt_bind_get1(b, out, "%s.bias", prefixes[i]);
+        if (!wi || !bi) return;
+        memcpy(w + (size_t)i * out * in, wi, (size_t)out * in * sizeof(float));
+        memcpy(bias + (size_t)i * out, bi, (size_t)out * sizeof(float));
+        vgpt_model_free_owned(b->m, wi); /* a widened copy is not needed twice */
+        vgpt_model_free_owned(b->m, bi);
+    }
+}
 
 int vgpt_bind_fail(vgpt_binder *b, const char *fmt, ...) {
     va_list ap;

@@ -29,6 +29,12 @@ const float *vgpt_bind_get2(vgpt_binder *b, int64_t d0, int64_t d1, const char *
     __attribute__((format(printf, 4, 5)));
 /* prefix.weight (out,in) and, when with_bias, prefix.bias (out). */
 void vgpt_bind_lin(vgpt_binder *b, vgpt_lin *l, int out, int in, int with_bias, const char *prefix);
+/* GPT-2 Conv1D prefix.weight [in,cols] (+ prefix.bias [cols]): columns
+ * col0..col0+out bound as an (out,in) Linear, transposed into a copy the
+ * model owns. */
+void vgpt_bind_conv1d(vgpt_binder *b, vgpt_lin *l, int in, int cols, int col0, int out, const char *prefix);
+/* n Linears prefixes[i].weight (out,in) + .bias, stacked into one (n*out,in). */
+void vgpt_bind_stack(vgpt_binder *b, vgpt_lin *l, int n, int out, int in, const char *const *prefixes);
 /* prefix.w and prefix.s, both [C]. */
 void vgpt_bind_ln(vgpt_binder *b, vgpt_ln *ln, int C, const char *prefix, const char *w, const char *s);
 /* A tensor needed whole, checked by its element count (expect: for the message). */

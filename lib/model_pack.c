@@ -41,6 +41,10 @@ static int pack_block(vgpt_model *m, vgpt_block *blk, int j, vgpt_err *err) {
     vgpt_lin *qkv[3] = {&blk->q, &blk->k, &blk->v}, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
     if (blk->is_cross) return pack(m, &blk->packed_qkv, 1, qkv, err, "att.W_query", j) ||
                               pack(m, &blk->packed_proj, 1, &proj, err, "att.out_proj", j);
+    vgpt_lin *xq = &blk->xq, *xproj = &blk->xproj;
+    if (blk->in_cross && (pack(m, &blk->packed_xq, 1, &xq, err, "crossattention.q_attn", j) ||
+                          pack(m, &blk->packed_xproj, 1, &xproj, err, "crossattention.c_proj", j)))
+        return -1;
     return pack(m, &blk->packed_qkv, 3, qkv, err, "att.W_query/W_key/W_value", j) ||
            pack(m, &blk->packed_proj, 1, &proj, err, "att.out_proj", j) ||
            pack(m, &blk->packed_fc1, 1, &fc1, err, "ff.layers.0", j) ||
@@ -77,7 +81,8 @@ void vgpt_model_unpack_decoder(vgpt_model *m) {
     vgpt_gpt *g = &m->gpt;
     for (int j = 0; j < g->n_blocks; j++) {
         vgpt_block *blk = &g->blocks[j];
-        vgpt_packed *all[] = {&blk->packed_qkv, &blk->packed_proj, &blk->packed_fc1, &blk->packed_fc2};
+        vgpt_packed *all[] = {&blk->packed_qkv, &blk->packed_proj, &blk->packed_fc1, &blk->packed_fc2,
+                              &blk->packed_xq, &blk->packed_xproj};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) vgpt_packed_free(all[i]);
     }
     vgpt_packed_free(&g->packed_head);

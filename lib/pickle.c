@@ -341,12 +341,14 @@ static const struct { const char *name; vgpt_dtype dt; size_t size; } storage_ty
     {"UntypedStorage", VGPT_DT_OTHER, 1},
 };
 
-/* BINPERSID of ('storage', torch.XStorage, key, location, numel). */
+/* BINPERSID of ('storage', torch.XStorage, key, location, numel), or of the
+ * legacy format's ('storage', torch.XStorage, key, location, numel, None)
+ * (a legacy view of another storage, a non-None last item, stays opaque). */
 static int op_persid(pk_t *pk) {
     vgpt_pkval *pid = pop(pk);
     if (!pid) return -1;
     vgpt_pkval *const *a = pid->items;
-    if (pid->type != VGPT_PK_TUPLE || pid->n != 5 || a[0]->type != VGPT_PK_STR || strcmp(a[0]->s, "storage") ||
+    if (pid->type != VGPT_PK_TUPLE || (pid->n != 5 && !(pid->n == 6 && a[5]->type == VGPT_PK_NONE)) || a[0]->type != VGPT_PK_STR || strcmp(a[0]->s, "storage") ||
         a[1]->type != VGPT_PK_GLOBAL || strcmp(a[1]->s, "torch") || a[2]->type != VGPT_PK_STR ||
         a[4]->type != VGPT_PK_INT || a[4]->i < 0)
         return push(pk, new_val(pk, VGPT_PK_OPAQUE));
@@ -458,6 +460,12 @@ static void free_machine(pk_t *pk) {
 
 int vgpt_pickle_parse(const uint8_t *data, size_t len, const char *fname, vgpt_pickle **out_pk,
                       const vgpt_pkval **out, vgpt_err *err) {
+    size_t used;
+    return vgpt_pickle_parse_prefix(data, len, fname, out_pk, out, &used, err);
+}
+
+int vgpt_pickle_parse_prefix(const uint8_t *data, size_t len, const char *fname, vgpt_pickle **out_pk,
+                             const vgpt_pkval **out, size_t *used, vgpt_err *err) {
     pk_t *pk = calloc(1, sizeof *pk);
     if (!pk) return vgpt_err_set(err, "%s: data.pkl: out of memory", fname);
     *pk = (pk_t){.p = data, .len = len, .fname = fname, .err = err};
@@ -476,6 +484,7 @@ int vgpt_pickle_parse(const uint8_t *data, size_t len, const char *fname, vgpt_p
     free_machine(pk);
     *out_pk = pk;
     *out = result;
+    *used = pk->pos;
     return 0;
 fail:
     free_machine(pk);

@@ -60,6 +60,10 @@ typedef struct vgpt_pickle vgpt_pickle;
  * the opcode and byte offset, e.g. "m.pth: data.pkl: unknown opcode 0xff at offset 12". */
 int vgpt_pickle_parse(const uint8_t *data, size_t len, const char *fname, vgpt_pickle **pk,
                       const vgpt_pkval **out, vgpt_err *err);
+/* Same, for a pickle followed by more bytes (the legacy torch.save stream
+ * is several pickles in a row): *used is the bytes up to and with STOP. */
+int vgpt_pickle_parse_prefix(const uint8_t *data, size_t len, const char *fname, vgpt_pickle **pk,
+                             const vgpt_pkval **out, size_t *used, vgpt_err *err);
 void vgpt_pickle_free(vgpt_pickle *pk);
 
 /* Last value stored under string key `key` in a DICT (later SETITEMs win, as

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "file.h"
 #include "json.h"
 
@@ -183,10 +184,19 @@ static void find_candidates(const char *argv0, candidates *c) {
 
 int vgpt_tok_load(const char *ckpt_path, const char *argv0, vgpt_tok **out, vgpt_err *err) {
     *out = NULL;
+    char resolved[4096];
+    if (ckpt_path && vgpt_ckpt_resolve(ckpt_path, resolved, sizeof resolved, err)) return -1;
     if (ckpt_path) {
+        ckpt_path = resolved;
         const char *slash = strrchr(ckpt_path, '/');
         char dir[4200];
         struct stat st;
+        /* a Hugging Face model folder has vocab.json beside the weights */
+        snprintf(dir, sizeof dir, "%.*svocab.json", slash ? (int)(slash - ckpt_path) + 1 : 0, ckpt_path);
+        if (stat(dir, &st) == 0) {
+            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - ckpt_path) : 1, slash ? ckpt_path : ".");
+            return vgpt_tok_load_dir(dir, out, err);
+        }
         snprintf(dir, sizeof dir, "%.*stokenizer", slash ? (int)(slash - ckpt_path) + 1 : 0, ckpt_path);
         if (stat(dir, &st) == 0) {
             if (S_ISDIR(st.st_mode)) return vgpt_tok_load_dir(dir, out, err);

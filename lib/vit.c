@@ -1,5 +1,7 @@
 /* vit.c - ViT-B/16 forward pass: patch GEMM, 12 pre-norm layers, final LN.
- * LayerNorm eps 1e-6 and exact (erf) GELU, as torchvision builds it. */
+ * Exact (erf) GELU; LayerNorm eps 1e-6 as torchvision builds it, or the
+ * model's own (HF ViT: 1e-12).  HF's ViTModel is the same graph; its
+ * decoder reads every token, the class token included (v->keep_class). */
 #include "vit.h"
 
 #include <string.h>
@@ -8,6 +10,8 @@
 #include "linear.h"
 
 #define VIT_EPS 1e-6f
+
+static float eps_of(const vgpt_vit *v) { return v->eps > 0 ? v->eps : VIT_EPS; }
 
 /* pixels (N,3,S,S) -> patches (N*G*G, 3*P*P), each row in the conv weight's
  * (c, ky, kx) order so the convolution is one GEMM. */
@@ -29,7 +33,7 @@ static void im2col(float *patches, const float *pixels, int N, int G, int P) {
 static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int N, int T, vgpt_vit_ws *ws) {
     int D = v->width, H = v->n_heads, hd = D / H, rows = N * T;
     float *xn = ws->xn.p, *qkv = ws->qkv.p, *att = ws->att.p, *hid = ws->hidden.p;
-    vgpt_layernorm(xn, x, L->ln1.scale, L->ln1.shift, rows, D, VIT_EPS);
+    vgpt_layernorm(xn, x, L->ln1.scale, L->ln1.shift, rows, D, eps_of(v));
     vgpt_lin_forward(qkv, xn, &L->qkv, rows, 0);
     if (v->mm_ctx)
         vgpt_mm_attention(v->mm_ctx, att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D, N, T, T, H, hd);
@@ -40,7 +44,7 @@ static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int 
                            ws->scratch.p);
         }
     vgpt_lin_forward(x, att, &L->proj, rows, VGPT_ACCUMULATE);
-    vgpt_layernorm(xn, x, L->ln2.scale, L->ln2.shift, rows, D, VIT_EPS);
+    vgpt_layernorm(xn, x, L->ln2.scale, L->ln2.shift, rows, D, eps_of(v));
     vgpt_lin_forward(hid, xn, &L->fc1, rows, 0);
     vgpt_gelu_erf(hid, (size_t)rows * L->fc1.out);
     vgpt_lin_forward(x, hid, &L->fc2, rows, VGPT_ACCUMULATE);
@@ -57,8 +61,8 @@ static int reserve(const vgpt_vit *v, int N, vgpt_vit_ws *ws) {
 }
 
 int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, vgpt_vit_ws *ws) {
-    // pixels is (N,3,S,S), out is (N,G*G,D)
-    int D = v->width, GG = v->grid * v->grid, T = GG + 1;
+    // pixels is (N,3,S,S), out is (N,G*G,D), or (N,1+G*G,D) with keep_class
+    int D = v->width, GG = v->grid * v->grid, T = GG + 1, K = v->keep_class ? T : GG;
     if (!reserve(v, N, ws)) return -1;
     float *x = ws->x.p, *emb = ws->xn.p;
     im2col(ws->patches.p, pixels, N, v->grid, v->patch);
@@ -74,8 +78,8 @@ int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, 
     }
     for (int l = 0; l < v->n_layers; l++) vit_layer(v, &v->layers[l], x, N, T, ws);
     for (int n = 0; n < N; n++)
-        vgpt_layernorm(out + (size_t)n * GG * D, x + ((size_t)n * T + 1) * D, v->ln_final.scale,
-                       v->ln_final.shift, GG, D, VIT_EPS);
+        vgpt_layernorm(out + (size_t)n * K * D, x + ((size_t)n * T + T - K) * D, v->ln_final.scale,
+                       v->ln_final.shift, K, D, eps_of(v));
     return 0;
 }
 

@@ -10,7 +10,7 @@ typedef struct vgpt_vit_ws {
 } vgpt_vit_ws;
 
 /* pixels (N,3,S,S) normalised -> out (N,G*G,D): final-norm'd patch tokens,
- * class token dropped.  Returns -1 only when scratch memory runs out. */
+ * class token dropped (kept first, (N,1+G*G,D), when v->keep_class).  Returns -1 only when scratch memory runs out. */
 int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, vgpt_vit_ws *ws);
 void vgpt_vit_ws_free(vgpt_vit_ws *ws);
 

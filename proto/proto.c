@@ -147,7 +147,7 @@ static size_t n_fields(const vgpt_msg *m) {
     switch (m->type) {
     case VGPT_MSG_IMAGE: return n + 2 + (m->path != NULL) + (m->bytes != NULL);
     case VGPT_MSG_PREPROCESSED: return n + 3 + (m->has_hash != 0);
-    case VGPT_MSG_TOKENS: return n + 4 + (m->has_hash != 0);
+    case VGPT_MSG_TOKENS: return n + 4 + (m->has_hash != 0) + (m->model_fp[0] != 0);
     case VGPT_MSG_CAPTION: return n + 1 + (m->n_tokens > 0) + has_score(m);
     case VGPT_MSG_ERROR: return n + 2;
     }
@@ -166,6 +166,7 @@ static void pack_msg(enc *e, const vgpt_msg *m) {
     } else if (m->type == VGPT_MSG_PREPROCESSED || m->type == VGPT_MSG_TOKENS) {
         if (m->has_hash) kv_bin(e, "hash", m->hash, 32);
         if (m->type == VGPT_MSG_TOKENS) kv_bool(e, "ch", m->cache_hit);
+        if (m->type == VGPT_MSG_TOKENS && m->model_fp[0]) kv_str(e, "mfp", m->model_fp, strlen(m->model_fp));
         pack_tensor(e, &m->tensor);
     } else if (m->type == VGPT_MSG_CAPTION) {
         kv_str(e, "cap", m->caption, slen(m->caption, m->caption_len));

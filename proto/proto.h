@@ -75,8 +75,10 @@ typedef struct vgpt_msg {
     /* PREPROCESSED: tensor = u8 [224,224,3]; hash = 32-byte content hash of the raw image bytes */
     uint8_t hash[32];
     int has_hash;
-    /* TOKENS: tensor = f32 (or f16) [L,C] visual tokens; cache_hit flag for stats */
+    /* TOKENS: tensor = f32 (or f16) [L,C] visual tokens; cache_hit flag for stats;
+     * model_fp: the encoding model's fingerprint (16 hex digits, "" = not sent) */
     int cache_hit;
+    char model_fp[17];
     vgpt_wire_tensor tensor;
     /* CAPTION */
     const char *caption;

@@ -332,6 +332,17 @@ static int get_image_payload(dec *d, const msgpack_object_map *top) {
     return 0;
 }
 
+/* TOKENS "mfp": 16 lowercase hex digits, optional. */
+static int get_model_fp(dec *d, const msgpack_object_map *top) {
+    const char *s;
+    size_t n;
+    if (get_str(d, top, "mfp", "mfp", 0, 16, 16, 1, d->m->model_fp, &s, &n)) return -1;
+    for (size_t i = 0; d->m->model_fp[0] && i < 16; i++)
+        if (!strchr("0123456789abcdef", d->m->model_fp[i]) || !d->m->model_fp[i])
+            return fail(d, "mfp", "expected 16 lowercase hex digits");
+    return 0;
+}
+
 /* Fields beyond the envelope, per message type. */
 static int get_payload(dec *d, const msgpack_object_map *top) {
     vgpt_msg *m = d->m;
@@ -341,7 +352,7 @@ static int get_payload(dec *d, const msgpack_object_map *top) {
         return get_img(d, top) || get_gen(d, top) || get_hash(d, top) || get_tensor(d, top) ? -1 : 0;
     case VGPT_MSG_TOKENS:
         return get_img(d, top) || get_gen(d, top) || get_hash(d, top) ||
-                       get_bool(d, top, "ch", "ch", &m->cache_hit) || get_tensor(d, top)
+                       get_bool(d, top, "ch", "ch", &m->cache_hit) || get_model_fp(d, top) || get_tensor(d, top)
                    ? -1
                    : 0;
     case VGPT_MSG_CAPTION:

@@ -170,11 +170,13 @@ def error_cases(d, g):
 
     p = lambda n: os.path.join(d, n)
     good = p("wrapped_fp32.pth")
-    torch.save({"a": torch.ones(2)}, p("legacy.pth"), _use_new_zipfile_serialization=False)
-    expect("legacy.pth", "re-save with torch>=1.6 (zipfile format)")
+    torch.save({"a": torch.ones(1000)}, p("legacy.pth"), _use_new_zipfile_serialization=False)
+    with open(p("legacy.pth"), "r+b") as f:  # the legacy stream is read; a cut one is an error
+        f.truncate(os.path.getsize(p("legacy.pth")) - 100)
+    expect("legacy.pth", "legacy torch.save stream: storage")
     with open(p("notzip.txt"), "w") as f:
         f.write("hello, I am not a checkpoint\n")
-    expect("notzip.txt", "not a zip archive")
+    expect("notzip.txt", "not a checkpoint vgpt reads")
     open(p("empty.pth"), "wb").close()
     expect("empty.pth", "empty file")
     with zipfile.ZipFile(good) as z:  # corrupt the first opcode at or after byte 40

@@ -92,7 +92,7 @@ for mode in "" "--in-process"; do
     ok "on a terminal ${mode:-(pipeline)} each result line starts with its path" \
         "[ \$(grep -c \$'\t' '$tmp/screen') = \$(wc -l < '$tmp/good') ] && ! grep \$'\t' '$tmp/screen' | grep -qv '^/'"
     ok "on a terminal ${mode:-(pipeline)} the progress line never shares a line with a result" \
-        "grep -q 'images/s' '$tmp/screen' && ! grep 'images/s' '$tmp/screen' | grep -q \$'\t'"
+        "grep -q 'img/s' '$tmp/screen' && ! grep 'img/s' '$tmp/screen' | grep -q \$'\t'"
 done
 "$cli" --in-process --model "$m" --greedy --max-tokens 4 --progress < "$tmp/good" > "$tmp/out.file" 2> "$tmp/err.file"
 ok "into a file the results carry no terminal escapes" "! grep -q \$'\033' '$tmp/out.file' && ! grep -q \$'\033' '$tmp/err.file'"

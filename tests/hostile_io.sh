@@ -52,14 +52,14 @@ for what in "$tmp/fifo.jpg:is a FIFO" "/dev/zero:is a character device" "$tmp/so
         "[ $rc = 1 ] && [ \$(wc -l < '$tmp/err') = 1 ] && grep -qF '$f: ${what#*:}' '$tmp/err' && [ ! -s '$tmp/pixels' ]"
 done
 
-# --model, config.json and the tokenizer's files as FIFOs (and --model as a directory)
+# --model, config.json and the tokenizer's files as FIFOs (and --model as a folder without weights)
 mkdir -p "$tmp/cfg" "$tmp/vocab/tokenizer" "$tmp/merges/tokenizer"
 for d in cfg vocab merges; do cp "$m" "$tmp/$d/model.pth"; done
 cp "$tmp/m/config.json" "$tmp/vocab/"; cp "$tmp/m/config.json" "$tmp/merges/"
 mkfifo "$tmp/model.pth" "$tmp/cfg/config.json" "$tmp/vocab/tokenizer/vocab.json" "$tmp/merges/tokenizer/merges.txt"
 cp "$root/data/encoder.json" "$tmp/merges/tokenizer/vocab.json"
 for mode in "${modes[@]}"; do
-    for c in "$tmp/model.pth:$tmp/model.pth: is a FIFO" "$tmp/m:$tmp/m: is a directory" \
+    for c in "$tmp/model.pth:$tmp/model.pth: is a FIFO" "$tmp/m:$tmp/m: a folder without model.safetensors or pytorch_model.bin" \
              "$tmp/cfg/model.pth:config.json: is a FIFO" "$tmp/vocab/model.pth:vocab.json: is a FIFO" \
              "$tmp/merges/model.pth:merges.txt: is a FIFO"; do
         model=${c%%:*} want=${c#*:}

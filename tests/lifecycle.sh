@@ -198,7 +198,7 @@ exec 8>&-
 ok "an encoderd that dies at every restart ends the run in ${took} s with exit 2 (rc $rc; 124 = still running at 60 s)" \
    "[ $rc = 2 ] && [ $took -le 30 ]"
 ok "the run says why: encoderd's own reason from its log, and that vgpt-cli gave up" \
-   "grep -q 'encoderd.*not a zip archive' '$t.err' && grep -q 'encoderd died .* giving up' '$t.err'"
+   "grep -q 'encoderd.*not a checkpoint vgpt reads' '$t.err' && grep -q 'encoderd died .* giving up' '$t.err'"
 ok "restarts were few and backed off ($(grep -c 'restarting it in' "$t.err") restarts)" \
    "[ \$(grep -c 'restarting it in' '$t.err') -le 5 ] && grep -q 'restarting it in 0.2 s' '$t.err'"
 ok "after giving up: no private directory and no daemon left" "gone_within '$t' 10"

@@ -50,4 +50,6 @@ if [ -x "$root/tools/bench_image.sh" ]; then
 fi
 echo "== bf16 (issue 12)" >&2
 "$root/tools/bench_bf16.sh" "$ckdir/model.pth" "$ck16/model.pth" "$out" | tee -a "$res"
+echo "== Hugging Face ViT-GPT2 family (issue 13)" >&2; "$root/tools/bench_hf.sh" "$out" | tee -a "$res"
+echo "== archive scale: 10^4/10^5/10^6 lines (issue 14)" >&2; "$root/tools/bench_archive.sh" | tee -a "$res"
 echo "bench: results in $res" >&2

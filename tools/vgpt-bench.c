@@ -83,9 +83,19 @@ static double read_bandwidth(int T) {
     return best;
 }
 
+/* Visual tokens per image (the family's: 64 latents, or the ViT's 197). */
+static int vis_tokens(const vgpt_model *m) {
+    vgpt_encoder *e;
+    vgpt_err err;
+    if (vgpt_encoder_new(m, &e, &err)) return 1;
+    int L = vgpt_encoder_n_tokens(e);
+    vgpt_encoder_free(e);
+    return L;
+}
+
 static void bench_encoder(const vgpt_model *m, vgpt_encoder *enc, int batch, double peak) {
     int S = m->vit.image;
-    size_t L = m->rs.n_latents, C = m->rs.width;
+    size_t L = vgpt_encoder_n_tokens(enc), C = vgpt_encoder_width(enc);
     float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc(batch * L * C * 4);
     fill(px, (size_t)batch * 3 * S * S, 3);
     vgpt_err err;
@@ -104,7 +114,7 @@ static void bench_encoder(const vgpt_model *m, vgpt_encoder *enc, int batch, dou
 
 /* Steps B captions for `steps` tokens from random visual tokens; s per step. */
 static double decode_steps(const vgpt_model *m, vgpt_gpt_run *d, int B, int steps) {
-    int L = m->rs.n_latents, C = m->gpt.width, V = m->gpt.vocab;
+    int L = vis_tokens(m), C = m->gpt.width, V = m->gpt.vocab;
     float *vis = malloc((size_t)B * L * C * 4), *logits = malloc((size_t)B * V * 4);
     fill(vis, (size_t)B * L * C, 4);
     vgpt_xkv *x = calloc(B, sizeof *x);
@@ -164,10 +174,10 @@ static void bench_decoder(const vgpt_model *m, vgpt_gpt_run *d, double bw, doubl
     fflush(stdout);
 }
 
-/* Whole captions: encode a batch, then exactly 20 greedy tokens for it
+/* Whole captions: encode a batch, then exactly T greedy tokens for it
  * (random weights may emit 50256 early; the count is fixed for fairness). */
-static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run *d, int total, int batch) {
-    int S = m->vit.image, L = m->rs.n_latents, C = m->gpt.width, V = m->gpt.vocab, T = 20;
+static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run *d, int total, int batch, int T) {
+    int S = m->vit.image, L = vgpt_encoder_n_tokens(enc), C = m->gpt.width, V = m->gpt.vocab;
     float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc((size_t)batch * L * C * 4);
     float *logits = malloc((size_t)batch * V * 4);
     vgpt_xkv *x = calloc(batch, sizeof *x);
@@ -208,7 +218,7 @@ static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run 
 int main(int argc, char **argv) {
     vgpt_blas_quiet(argv);
     if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS [fp32|bf16]]\n");
+        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS [fp32|bf16 [CAPTION_TOKENS]]]\n");
         return 2;
     }
     int threads = argc > 2 ? atoi(argv[2]) : 2;
@@ -234,8 +244,9 @@ int main(int argc, char **argv) {
     bench_encoder(m, enc, 1, peak);
     bench_encoder(m, enc, 8, peak);
     bench_decoder(m, &d, bw * 1e9, peak);
-    bench_captions(m, enc, &d, 4, 1);
-    bench_captions(m, enc, &d, 64, 16);
+    int T = argc > 4 ? atoi(argv[4]) : 20;
+    bench_captions(m, enc, &d, 4, 1, T > 0 ? T : 20);
+    bench_captions(m, enc, &d, 64, 16, T > 0 ? T : 20);
     printf("{\"bench\":\"isa\",\"precision\":\"%s\",\"kernels\":\"%s\",\"onednn\":\"%s\"}\n",
            vgpt_precision_name(prec), vgpt_kernels_get()->name, m->mm_ctx ? vgpt_mm_isa(m->mm_ctx) : "unused");
     vgpt_encoder_free(enc);
