@@ -36,8 +36,6 @@ const char *vgpt_mm_isa(const vgpt_mm_ctx *c);
 vgpt_mm *vgpt_mm_new(vgpt_mm_ctx *c, int C, int n, const float *const *w, const float *const *b,
                      const int *rows, vgpt_err *err);
 void vgpt_mm_free(vgpt_mm *w);
-/* Bytes the bf16 weight holds. */
-size_t vgpt_mm_bytes(const vgpt_mm *w);
 
 /* out (M,OC) = inp (M,C) @ W^T + bias, then what flags ask for (packed.h's
  * VGPT_ACCUMULATE, VGPT_GELU_TANH).  A oneDNN failure (out of memory for a

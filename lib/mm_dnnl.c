@@ -237,10 +237,6 @@ void vgpt_mm_free(vgpt_mm *w) {
     free(w);
 }
 
-size_t vgpt_mm_bytes(const vgpt_mm *w) {
-    return dnnl_memory_desc_get_size(&w->wmd);
-}
-
 /* The primitive for (M, flags): kept, or built in the least recently used slot. */
 static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
     mm_shape *lru = &w->shapes[0];

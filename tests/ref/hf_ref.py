@@ -46,6 +46,8 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+from ref_math import attention, gelu_erf, layer_norm
+from ref_math import gelu_tanh as gelu_new
 
 EOT = 50256
 
@@ -337,37 +339,6 @@ def load_weights(d):
 
 
 # ------------------------------------------------------------- the math
-
-def layer_norm(x, w, b, eps):
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * w + b
-
-
-def gelu_erf(x):
-    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
-
-
-def gelu_new(x):
-    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x.pow(3))))
-
-
-def heads(x, H):
-    B, T, W = x.shape
-    return x.view(B, T, H, W // H).transpose(1, 2)
-
-
-def attention(q, k, v, H, causal):
-    # q [B,Tq,W], k/v [B,Tk,W] -> [B,Tq,W]; causal: query i sits at Tk-Tq+i
-    q, k, v = heads(q, H), heads(k, H), heads(v, H)
-    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    if causal:
-        Tq, Tk = q.shape[2], k.shape[2]
-        s = s.masked_fill(torch.arange(Tk)[None, :] > torch.arange(Tq)[:, None] + (Tk - Tq), float("-inf"))
-    a = torch.softmax(s, -1) @ v
-    B, _, Tq, hd = a.shape
-    return a.transpose(1, 2).reshape(B, Tq, H * hd)
-
 
 def vit(W, e, pix):
     """pix [N,3,S,S] -> encoder states [N,1+G*G,D]."""

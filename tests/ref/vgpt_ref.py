@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from ref_math import attend, gelu_erf, gelu_tanh, layer_norm, split_heads
 
 BOS = 50256  # <|endoftext|>, used as BOS
 PAD = 50257  # <|pad|>
@@ -521,41 +522,6 @@ def load(path, dtype):
 
 
 # ------------------------------------------------------------- the math
-
-def layer_norm(x, w, b, eps):
-    # biased variance, like torch.nn.LayerNorm and the GPT-2 LayerNorm
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * w + b
-
-
-def gelu_erf(x):
-    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
-
-
-def gelu_tanh(x):
-    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-
-
-def split_heads(x, H):
-    # [B,T,H*D] -> [B,H,T,D]
-    B, T, HD = x.shape
-    return x.view(B, T, H, HD // H).transpose(1, 2)
-
-
-def attend(q, k, v, causal):
-    # q [B,H,Tq,D], k/v [B,H,Tk,D] -> [B,Tq,H*D]; causal: query i sits at
-    # absolute position Tk-Tq+i and sees keys 0..that position
-    D = q.shape[-1]
-    s = q @ k.transpose(-1, -2) / math.sqrt(D)
-    if causal:
-        Tq, Tk = q.shape[2], k.shape[2]
-        i = torch.arange(Tq).view(-1, 1) + (Tk - Tq)
-        s = s.masked_fill(torch.arange(Tk).view(1, -1) > i, float("-inf"))
-    a = torch.softmax(s, dim=-1) @ v
-    B, H, Tq, D = a.shape
-    return a.transpose(1, 2).reshape(B, Tq, H * D)
-
 
 def vit(Pm, d, pix):
     # pix [B,3,224,224] -> media [B,196,Wv] (class token dropped)
