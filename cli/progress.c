@@ -134,9 +134,9 @@ void cli_progress_summary(cli_progress *p, const char *out_name, int stopped_by)
     char a[32], b[32], c[32], wall[16];
     double dt = cli_now() - p->t0;
     if (p->drawn) fputs("\r\033[K", stderr);
-    fprintf(stderr, "vgpt-cli: %s: %s captioned, %s skipped (already in %s), %s errors",
-            stopped_by ? "stopped" : "done", cli_progress_num(a, p->done - p->errors),
-            cli_progress_num(b, p->skipped), out_name ? out_name : "no --output", cli_progress_num(c, p->errors));
+    fprintf(stderr, "vgpt-cli: %s: %s captioned, ", stopped_by ? "stopped" : "done", cli_progress_num(a, p->done - p->errors));
+    if (out_name) fprintf(stderr, "%s skipped (already in %s), ", cli_progress_num(b, p->skipped), out_name); /* resume */
+    fprintf(stderr, "%s errors", cli_progress_num(c, p->errors));
     const char *sep = " (";
     for (int i = 0; i < CLI_ERR_KINDS; i++) {
         if (!p->kinds[i]) continue;
