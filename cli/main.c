@@ -44,6 +44,7 @@ static int apply_model_defaults(cli_opts *o) {
     if (!o->max_tokens_given) o->gen.max_tokens = d.max_tokens;
     if (!o->ngram_given) o->gen.no_repeat_ngram = d.no_repeat_ngram;
     if (!o->lp_given) o->gen.length_penalty = d.length_penalty;
+    if (!o->stop_given) o->gen.early_stopping = d.early_stopping;
     return 0;
 }
 

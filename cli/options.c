@@ -130,8 +130,15 @@ static const char usage_text[] =
     "      --no-repeat-ngram N  forbid any N-gram from appearing twice; 0 = off\n"
     "                         (default 3 for beam search, 0 for greedy and sampling)\n"
     "      --length-penalty A beam score = sum(log p) / length^A (default 1.0; beam only)\n"
+    "      --early-stopping W when beam search ends, as transformers' early_stopping:\n"
+    "                         false (default) once no live beam can beat the N\n"
+    "                         finished ones at its current length, true as soon as N\n"
+    "                         are finished, never once none could beat them even at\n"
+    "                         --max-tokens (beam only)\n"
+    "                         A Hugging Face model folder's generation_config.json\n"
+    "                         sets the decoding options the command line leaves out.\n"
     "                         One mode at most: a sampling parameter with --greedy or\n"
-    "                         --beam, or --length-penalty without beam search, is a\n"
+    "                         --beam, or a beam option without beam search, is a\n"
     "                         usage error\n"
     "\n"
     "Images:\n"
@@ -173,7 +180,7 @@ static const char usage_text[] =
 
 enum {
     OPT_GREEDY = 256, OPT_BEAM, OPT_SAMPLE, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_MAXTOK, OPT_NGRAM,
-    OPT_LP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC,
+    OPT_LP, OPT_STOP, OPT_NOROT, OPT_FAST, OPT_TRUNC, OPT_MAXPIX, OPT_PROGRESS, OPT_NOPROGRESS, OPT_VERSION, OPT_INPROC,
     OPT_CONNECT, OPT_REPLY, OPT_CACHE, OPT_NOCACHE, OPT_WINDOW, OPT_RETRY, OPT_ENCT, OPT_DECT,
     OPT_TIMEOUT, OPT_CURVE_KEY, OPT_CURVE_SERVER, OPT_CURVE_PEERS, OPT_PRECISION,
     OPT_INPUT, OPT_NORETRY, OPT_XMP, OPT_XMP_NAME, OPT_XMP_OVER, OPT_PROG_INT
@@ -189,6 +196,7 @@ static const struct option long_opts[] = {
     {"top-k", required_argument, 0, OPT_TOPK}, {"top-p", required_argument, 0, OPT_TOPP},
     {"seed", required_argument, 0, OPT_SEED},  {"max-tokens", required_argument, 0, OPT_MAXTOK},
     {"no-repeat-ngram", required_argument, 0, OPT_NGRAM}, {"length-penalty", required_argument, 0, OPT_LP},
+    {"early-stopping", required_argument, 0, OPT_STOP},
     {"no-autorotate", no_argument, 0, OPT_NOROT}, {"fast-decode", no_argument, 0, OPT_FAST},
     {"accept-truncated", no_argument, 0, OPT_TRUNC}, {"max-pixels", required_argument, 0, OPT_MAXPIX},
     {"progress", no_argument, 0, OPT_PROGRESS}, {"no-progress", no_argument, 0, OPT_NOPROGRESS},
@@ -278,6 +286,10 @@ static int decode_opt(int c, const char *arg, cli_opts *o, mode_pick *mode, int 
         o->gen.length_penalty = f;
         o->lp_given = 1;
         return want_mode(mode, VGPT_BEAM, "--length-penalty");
+    case OPT_STOP:
+        if (vgpt_stop_parse(arg, &o->gen.early_stopping)) return bad("early-stopping", arg, "false, true or never");
+        o->stop_given = 1;
+        return want_mode(mode, VGPT_BEAM, "--early-stopping");
     }
     return 0;
 }
@@ -401,7 +413,7 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
     while ((c = getopt_long(argc, argv, "m:f:b:t:o:vh0", long_opts, NULL)) != -1) {
         if (c == 'h' || c == OPT_VERSION)
             return print_info(c == 'h' ? usage_text : "vgpt-cli 0.1.0\n");
-        if (c >= OPT_GREEDY && c <= OPT_LP) rc = decode_opt(c, optarg, o, &mode, &ngram);
+        if (c >= OPT_GREEDY && c <= OPT_STOP) rc = decode_opt(c, optarg, o, &mode, &ngram);
         else rc = other_opt(c, optarg, o);
         if (rc) return rc;
     }

@@ -17,7 +17,7 @@ typedef struct cli_opts {
     int max_tokens_given;  /* --max-tokens was on the command line (else 50, clamped quietly) */
     /* which other decoding settings the command line gave: the rest may come
      * from the model folder's own defaults (HF generation_config.json) */
-    int mode_given, beams_given, ngram_given, lp_given;
+    int mode_given, beams_given, ngram_given, lp_given, stop_given;
     vgpt_image_opts image;
     int in_process;        /* --in-process: everything in this process */
     const char *connect;   /* --connect: preprocd endpoint(s) of running daemons */

@@ -42,8 +42,9 @@ int cli_xmp_init(cli_xmp *x, const cli_opts *o, vgpt_err *err) {
     free(m);
     const vgpt_gen_opts *g = &o->gen;
     if (g->mode == VGPT_BEAM)
-        snprintf(x->settings, sizeof x->settings, "beam %d, length-penalty %g, no-repeat-ngram %d, max-tokens %d",
-                 g->beams, g->length_penalty, g->no_repeat_ngram, g->max_tokens);
+        snprintf(x->settings, sizeof x->settings, "beam %d, length-penalty %g, no-repeat-ngram %d, max-tokens %d%s%s",
+                 g->beams, g->length_penalty, g->no_repeat_ngram, g->max_tokens,
+                 g->early_stopping ? ", early-stopping " : "", g->early_stopping ? vgpt_stop_name(g->early_stopping) : "");
     else if (g->mode == VGPT_GREEDY)
         snprintf(x->settings, sizeof x->settings, "greedy, no-repeat-ngram %d, max-tokens %d", g->no_repeat_ngram,
                  g->max_tokens);

@@ -153,20 +153,18 @@ static void take_settings(vgpt_model *m, const vgpt_hf_config *c) {
 
 /* generate()'s settings from the folder: beam search with num_beams (greedy
  * for 1), max_length - 1 new tokens (it counts the start token), the
- * n-gram ban and length penalty as given (HF's defaults: off, 1.0).  vgpt's
- * beam search follows transformers' rules with early_stopping false. */
+ * n-gram ban, length penalty and early_stopping as given (HF's defaults:
+ * off, 1.0, false). */
 static int gen_defaults(const vgpt_ckpt *ck, vgpt_gen_opts *o, vgpt_err *err) {
     vgpt_hf_config c;
     if (vgpt_hf_config_load(vgpt_ckpt_path(ck), &c, err)) return -1;
-    if (c.early_stopping)
-        return -1 + vgpt_err_set(err, "%s: early_stopping is %s; vgpt's beam search implements transformers' "
-                            "early_stopping=false (pass --beam N to choose the settings yourself)", c.path,
-                            c.early_stopping > 0 ? "true" : "\"never\"");
+    if (c.gen_unsupported[0]) return -1 + vgpt_err_set(err, "%s", c.gen_unsupported);
     o->mode = c.num_beams > 1 ? VGPT_BEAM : VGPT_GREEDY;
     o->beams = c.num_beams;
     o->max_tokens = c.max_length - 1;
     o->no_repeat_ngram = c.no_repeat_ngram_size;
     o->length_penalty = (float)c.length_penalty;
+    o->early_stopping = c.early_stopping;
     return 1;
 }
 

@@ -2,9 +2,8 @@
  *
  * Each image keeps K live beams and the K best finished hypotheses.  A beam
  * that emits 50256 is finished only if it ranks among the top K candidates
- * of its step (as in Hugging Face's BeamSearchScorer); an image is done when
- * K hypotheses are finished and none of its live beams can beat the worst of
- * them at the current length, or at max_tokens.  Scores are
+ * of its step (as in transformers' generate()); an image is done at
+ * max_tokens, or by the early_stopping rule (gen_opts.h).  Scores are
  * sum(log p) / n_tokens^length_penalty, n_tokens counting the final 50256. */
 #include <math.h>
 #include <stdlib.h>
@@ -45,7 +44,7 @@ static double norm_score(double sum, int n_tokens, float lp) {
     return sum / pow(n_tokens > 0 ? n_tokens : 1, lp);
 }
 
-/* Keeps the K best finished hypotheses. */
+/* Keeps the K best finished hypotheses: parent's tokens and `token`. */
 static int add_finished(vgpt_image_beams *ib, int K, const vgpt_hyp *parent, int token, double score) {
     int slot = ib->n_fin;
     if (ib->n_fin == K) {
@@ -58,11 +57,11 @@ static int add_finished(vgpt_image_beams *ib, int K, const vgpt_hyp *parent, int
         ib->n_fin++;
     }
     finished *f = &ib->fin[slot];
-    f->len = parent->len + (token >= 0);
+    f->len = parent->len + 1;
     f->seq = malloc(f->len * sizeof *f->seq);
     if (!f->seq) return -1;
     memcpy(f->seq, parent->seq, parent->len * sizeof *f->seq);
-    if (token >= 0) f->seq[parent->len] = token;
+    f->seq[parent->len] = token;
     f->score = score;
     return 0;
 }
@@ -116,15 +115,33 @@ static int collect(vgpt_image_beams *ib, float *rows, int V, int K, const vgpt_g
     return n;
 }
 
+/* Whether the search of an image may end after a step that left `gen`
+ * generated tokens: transformers' early_stopping rules (see gen_opts.h). */
+static int search_over(const vgpt_image_beams *ib, int K, int gen, int T, const vgpt_gen_opts *o) {
+    if (ib->n_cur == 0 || gen >= T) return 1;
+    if (ib->n_fin < K) return 0;
+    if (o->early_stopping == VGPT_STOP_FULL) return 1;
+    double worst = ib->fin[0].score;
+    for (int i = 1; i < K; i++) worst = ib->fin[i].score < worst ? ib->fin[i].score : worst;
+    int reach = o->early_stopping == VGPT_STOP_NEVER && o->length_penalty > 0 ? T : gen;
+    return worst >= norm_score(ib->cur[0].sum, reach, o->length_penalty);
+}
+
+/* One step: a candidate that ends its caption (50256, or the last token
+ * allowed) is finished only if it ranks among the K best of the step; the K
+ * best that do not end live on.  With early_stopping true nothing is added
+ * once K are finished. */
 static int advance(vgpt_image_beams *ib, float *rows, int V, int K, int T, const vgpt_gen_opts *o, beam_cand *bc,
                    vgpt_cand *top) {
     int n = collect(ib, rows, V, K, o, bc, top);
     int gen = ib->cur[0].len; /* generated tokens after this step */
+    int last = gen >= T, may_add = !(ib->n_fin == K && o->early_stopping == VGPT_STOP_FULL);
     int n_next = 0;
     for (int r = 0; r < n && n_next < K; r++) {
         const vgpt_hyp *p = &ib->cur[bc[r].parent];
-        if (bc[r].token == ib->eos) {
-            if (r < K && add_finished(ib, K, p, ib->eos, norm_score(bc[r].score, gen, o->length_penalty))) return -1;
+        if (bc[r].token == ib->eos || last) {
+            if (r < K && may_add && add_finished(ib, K, p, bc[r].token, norm_score(bc[r].score, gen, o->length_penalty)))
+                return -1;
             continue;
         }
         vgpt_hyp *h = &ib->next[n_next++];
@@ -138,17 +155,7 @@ static int advance(vgpt_image_beams *ib, float *rows, int V, int K, int T, const
     ib->cur = ib->next;
     ib->next = t;
     ib->n_cur = n_next;
-    if (n_next == 0) {
-        ib->done = 1;
-    } else if (gen >= T) {
-        for (int j = 0; j < n_next; j++)
-            if (add_finished(ib, K, &ib->cur[j], -1, norm_score(ib->cur[j].sum, gen, o->length_penalty))) return -1;
-        ib->done = 1;
-    } else if (ib->n_fin == K) {
-        double worst = ib->fin[0].score;
-        for (int i = 1; i < K; i++) worst = ib->fin[i].score < worst ? ib->fin[i].score : worst;
-        ib->done = worst >= norm_score(ib->cur[0].sum, gen, o->length_penalty);
-    }
+    ib->done = search_over(ib, K, gen, T, o);
     return 0;
 }
 

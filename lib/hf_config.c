@@ -58,6 +58,17 @@ static int get_bool(const scope *s, const char *key, int def, int *out) {
     return 0;
 }
 
+/* early_stopping: true, false or "never", as GenerationConfig takes it. */
+static int get_stop(const scope *s, vgpt_stop def, vgpt_stop *out) {
+    const vgpt_json *v = field(s, "early_stopping");
+    *out = def;
+    if (!v) return 0;
+    if (v->type == VGPT_JSON_BOOL) *out = v->boolean ? VGPT_STOP_FULL : VGPT_STOP_HEURISTIC;
+    else if (v->type != VGPT_JSON_STRING || strcmp(v->str, "never")) return bad(s, "early_stopping", "true, false or \"never\"");
+    else *out = VGPT_STOP_NEVER;
+    return 0;
+}
+
 static int get_str(const scope *s, const char *key, const char *def, const char **out) {
     const vgpt_json *v = field(s, key);
     *out = def;
@@ -156,6 +167,44 @@ int vgpt_hf_config_present(const char *ckpt_path) {
     return yes;
 }
 
+/* generate() settings vgpt's decoding does not implement, each with the
+ * value at which it does nothing (NAN: only null / absent does nothing). */
+static const struct {
+    const char *key;
+    double noop;
+} unsupported[] = {
+    {"do_sample", 0},         {"repetition_penalty", 1}, {"encoder_repetition_penalty", 1},
+    {"num_beam_groups", 1},   {"diversity_penalty", 0},  {"min_new_tokens", 0},
+    {"typical_p", 1},         {"epsilon_cutoff", 0},     {"eta_cutoff", 0},
+    {"encoder_no_repeat_ngram_size", 0}, {"penalty_alpha", NAN}, {"bad_words_ids", NAN},
+    {"force_words_ids", NAN}, {"constraints", NAN},      {"forced_bos_token_id", NAN},
+    {"forced_eos_token_id", NAN}, {"suppress_tokens", NAN}, {"begin_suppress_tokens", NAN},
+    {"sequence_bias", NAN},   {"exponential_decay_length_penalty", NAN}, {"guidance_scale", NAN},
+};
+
+/* Remembers the first generate() setting of s that would change what the
+ * folder's generate() outputs and that vgpt does not implement: decoding
+ * with the folder's defaults is then refused, naming it (the model itself
+ * still loads, for decoding chosen on the command line).  min_length counts
+ * the start token, so up to 1 does nothing. */
+static void note_unsupported(const scope *s, vgpt_hf_config *c) {
+    const vgpt_json *v;
+    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported && !c->gen_unsupported[0]; i++) {
+        if (!(v = field(s, unsupported[i].key))) continue;
+        double x = v->type == VGPT_JSON_NUMBER ? v->num : v->type == VGPT_JSON_BOOL ? v->boolean : NAN;
+        if (x == unsupported[i].noop) continue;
+        char val[48];
+        if (v->type == VGPT_JSON_NUMBER) snprintf(val, sizeof val, "%g", v->num);
+        else snprintf(val, sizeof val, "%s", v->type == VGPT_JSON_BOOL ? "true" : vgpt_json_type_name(v->type));
+        snprintf(c->gen_unsupported, sizeof c->gen_unsupported, "%s: %s is %s; vgpt's decoding does not "
+                 "implement it, so it cannot decode as this folder's generate() would (choose the decoding "
+                 "yourself, e.g. --beam 4)", s->file, unsupported[i].key, val);
+    }
+    if (!c->gen_unsupported[0] && (v = field(s, "min_length")) && v->type == VGPT_JSON_NUMBER && v->num > 1)
+        snprintf(c->gen_unsupported, sizeof c->gen_unsupported, "%s: min_length is %g; vgpt's decoding has no "
+                 "minimum length (choose the decoding yourself, e.g. --beam 4)", s->file, v->num);
+}
+
 static int read_model(const vgpt_json *root, vgpt_hf_config *c, vgpt_err *err) {
     scope top = {.obj = root, .file = c->path, .name = "", .err = err};
     if (want_str(&top, "model_type", "", "vision-encoder-decoder", NULL)) return -1;
@@ -169,28 +218,30 @@ static int read_model(const vgpt_json *root, vgpt_hf_config *c, vgpt_err *err) {
         read_token(&top, &d, "eos_token_id", &c->eos) || read_token(&top, &d, "pad_token_id", &c->pad))
         return -1;
     /* generation defaults from config.json, over the model card's */
+    note_unsupported(&top, c);
     return get_int(&top, "num_beams", 4, 1, &c->num_beams) || get_int(&top, "max_length", 16, 2, &c->max_length) ||
            get_num(&top, "length_penalty", 1.0, &c->length_penalty) ||
            get_int(&top, "no_repeat_ngram_size", 0, 0, &c->no_repeat_ngram_size) ||
-           get_bool(&top, "early_stopping", 0, &c->early_stopping) ? -1 : 0;
+           get_stop(&top, VGPT_STOP_HEURISTIC, &c->early_stopping) ? -1 : 0;
 }
 
 static int read_generation(const vgpt_json *root, const char *file, vgpt_hf_config *c, vgpt_err *err) {
     scope g = {.obj = root, .file = file, .name = "", .err = err};
-    const vgpt_json *es = field(&g, "early_stopping");
-    if (es && es->type == VGPT_JSON_STRING && !strcmp(es->str, "never"))
-        c->early_stopping = -1;
-    else if (get_bool(&g, "early_stopping", c->early_stopping, &c->early_stopping))
-        return -1;
+    if (get_stop(&g, c->early_stopping, &c->early_stopping)) return -1;
     int tok;
     if (get_int(&g, "eos_token_id", 50256, 0, &tok)) return -1;
     if (tok != 50256) return vgpt_err_set(err, "%s: eos_token_id is %d; vgpt ends captions at 50256", file, tok);
     if (get_int(&g, "decoder_start_token_id", 50256, 0, &tok)) return -1;
     if (tok != 50256) return vgpt_err_set(err, "%s: decoder_start_token_id is %d; vgpt starts at 50256", file, tok);
-    return get_int(&g, "num_beams", c->num_beams, 1, &c->num_beams) ||
-           get_int(&g, "max_length", c->max_length, 2, &c->max_length) ||
-           get_num(&g, "length_penalty", c->length_penalty, &c->length_penalty) ||
-           get_int(&g, "no_repeat_ngram_size", c->no_repeat_ngram_size, 0, &c->no_repeat_ngram_size) ? -1 : 0;
+    note_unsupported(&g, c);
+    int new_tokens; /* when given, generate() takes it over max_length */
+    if (get_int(&g, "max_new_tokens", 0, 1, &new_tokens) || get_int(&g, "num_beams", c->num_beams, 1, &c->num_beams) ||
+        get_int(&g, "max_length", c->max_length, 2, &c->max_length) ||
+        get_num(&g, "length_penalty", c->length_penalty, &c->length_penalty) ||
+        get_int(&g, "no_repeat_ngram_size", c->no_repeat_ngram_size, 0, &c->no_repeat_ngram_size))
+        return -1;
+    if (new_tokens) c->max_length = new_tokens + 1;
+    return 0;
 }
 
 /* image_mean / image_std: three numbers, or one for every channel. */

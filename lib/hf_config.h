@@ -16,6 +16,7 @@
 #define VGPT_HF_CONFIG_H
 
 #include "err.h"
+#include "gen_opts.h"
 
 typedef struct vgpt_hf_config {
     /* encoder (ViT) */
@@ -26,9 +27,11 @@ typedef struct vgpt_hf_config {
     int tied; /* decoder.tie_word_embeddings */
     /* special tokens */
     int start, eos, pad;
-    /* generation defaults; early_stopping: 1 true, 0 false, -1 "never" */
-    int num_beams, max_length, early_stopping, no_repeat_ngram_size;
+    /* generation defaults */
+    int num_beams, max_length, no_repeat_ngram_size;
+    vgpt_stop early_stopping;
     double length_penalty;
+    char gen_unsupported[600]; /* non-empty: a setting generate() applies that vgpt does not (the message) */
     /* preprocessing: (v * rescale - mean) / std on a size x size image */
     float mean[3], std[3];
     char path[4096]; /* the config.json read */

@@ -91,9 +91,11 @@ static void pack_img(enc *e, const vgpt_image_opts *o) {
 
 static void pack_gen(enc *e, const vgpt_gen_opts *o) {
     key(e, "gen");
-    e->bad |= msgpack_pack_map(&e->pk, 9);
+    int stop = o->early_stopping != VGPT_STOP_HEURISTIC; /* absent = false: older frames stay byte for byte */
+    e->bad |= msgpack_pack_map(&e->pk, 9 + stop);
     kv_int(e, "mode", o->mode), kv_int(e, "beams", o->beams), kv_int(e, "maxt", o->max_tokens);
     kv_int(e, "nrng", o->no_repeat_ngram), kv_float(e, "lp", o->length_penalty);
+    if (stop) kv_int(e, "es", o->early_stopping);
     kv_float(e, "temp", o->temperature), kv_int(e, "topk", o->top_k), kv_float(e, "topp", o->top_p);
     kv_uint(e, "seed", o->seed);
 }

@@ -202,7 +202,7 @@ static int get_gen(dec *d, const msgpack_object_map *top) {
     if (get_map(d, top, "gen", 0, &g)) return -1;
     if (!g) return 0;
     vgpt_gen_opts *o = &d->m->gen;
-    int mode = (int)o->mode;
+    int mode = (int)o->mode, stop = (int)o->early_stopping;
     uint64_t seed = o->seed;
     if (get_int(d, g, "mode", "gen.mode", 0, 2, &mode) ||
         get_int(d, g, "beams", "gen.beams", 1, VGPT_GEN_MAX_BEAMS, &o->beams) ||
@@ -210,12 +210,14 @@ static int get_gen(dec *d, const msgpack_object_map *top) {
         get_int(d, g, "nrng", "gen.nrng", 0, VGPT_GEN_MAX_NGRAM, &o->no_repeat_ngram) ||
         get_float(d, g, "lp", "gen.lp", -VGPT_GEN_MAX_LENGTH_PENALTY, 0, VGPT_GEN_MAX_LENGTH_PENALTY,
                   &o->length_penalty) ||
+        get_int(d, g, "es", "gen.es", VGPT_STOP_HEURISTIC, VGPT_STOP_NEVER, &stop) ||
         get_float(d, g, "temp", "gen.temp", 0, 0, VGPT_GEN_MAX_TEMPERATURE, &o->temperature) ||
         get_int(d, g, "topk", "gen.topk", 0, VGPT_GEN_MAX_TOP_K, &o->top_k) ||
         get_float(d, g, "topp", "gen.topp", 0, 1, 1, &o->top_p) ||
         get_uint(d, g, "seed", "gen.seed", 0, 0, UINT64_MAX, &seed))
         return -1;
     o->mode = (vgpt_mode)mode;
+    o->early_stopping = (vgpt_stop)stop;
     o->seed = seed;
     return 0;
 }

@@ -65,6 +65,24 @@ oracle() { # oracle NAME [BUILD]: tool_oracle on the folder path
         sed "s/^\(PASS\|FAIL\): /\1: [$name$([ "$b" = "$build" ] || echo ' asan')] /"
 }
 
+# beam_check RUN JSONL TAG: vgpt-cli's tokens identical to the reference's beam search
+beam_check() {
+    $py - "$@" <<'PY'
+import json, sys
+run, bout, tag = sys.argv[1:]
+meta = json.load(open(f"{run}/meta.json"))
+N = meta["n"]
+brows = [json.loads(l) for l in open(bout)]
+want = [b["tokens"] for b in meta["beams"]]
+got = [r.get("tokens") for r in brows]
+g = meta["generation"]
+print(("PASS" if got == want and len(want) == N else "FAIL") +
+      f": [{tag}] (beam {meta['beam_width']}, max_length {g['max_length']}, early_stopping "
+      f"{json.dumps(g['early_stopping'])}): tokens identical to the reference's beam search "
+      f"{want if got != want else ''} got {got if got != want else 'same'}")
+PY
+}
+
 # cli_oracle NAME STEPS: vgpt-cli on the image files, in-process and through
 # the embedded pipeline: greedy tokens equal on every decisive step, and
 # with no decoding options (the folder's generate() defaults: beam search)
@@ -78,19 +96,7 @@ cli_oracle() {
         "$build/vgpt-cli" $mode --no-cache --format jsonl --no-progress \
             --model "$d/model" < "$tmp/list" > "$tmp/beam.jsonl" 2>>"$tmp/cli.err"
         $py "$root/tests/ref/greedy_check.py" "$d/run-img" "$tmp/greedy.jsonl" "$name ${mode:-pipeline}"
-        $py - "$d/run-img" "$tmp/beam.jsonl" "$name ${mode:-pipeline}" <<'PY'
-import json, sys
-run, bout, tag = sys.argv[1:]
-meta = json.load(open(f"{run}/meta.json"))
-N = meta["n"]
-brows = [json.loads(l) for l in open(bout)]
-want = [b["tokens"] for b in meta["beams"]]
-got = [r.get("tokens") for r in brows]
-g = meta["generation"]
-print(("PASS" if got == want and len(want) == N else "FAIL") +
-      f": [{tag}] default decoding = the folder's generate() (beam {meta['beam_width']}, max_length "
-      f"{g['max_length']}): tokens identical to the reference's beam search {want if got != want else ''} got {got if got != want else 'same'}")
-PY
+        beam_check "$d/run-img" "$tmp/beam.jsonl" "$name ${mode:-pipeline}: default decoding = the folder's generate()"
     done
 }
 
@@ -106,6 +112,57 @@ fixture st-eos 15 --layout safetensors --eos-bias 18 && oracle st-eos && cli_ora
 fixture st-imagenet 15 --layout safetensors --eos-bias 18 --imagenet-norm && cli_oracle st-imagenet 15
 fixture legacy-eos-nogen 11 --layout legacy --eos-bias 18 --no-gen-config && oracle legacy-eos-nogen &&
     cli_oracle legacy-eos-nogen 11
+
+# --- early_stopping false, true and "never" from generation_config.json (the
+# 50256-biased folder, so that hypotheses finish early), on 8 images: default
+# decoding follows each, in-process and through the pipeline (the wire's
+# "es"), and --early-stopping overrides the folder.  Each rule must change
+# some caption, or the check could not tell them apart.
+esimg=$cache/esimg
+if [ ! -f "$esimg/.done" ]; then
+    mkdir -p "$esimg" && $py -c '
+import sys, numpy as np
+from PIL import Image
+g = np.random.default_rng(11)
+for i in range(8):
+    Image.fromarray(g.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(f"{sys.argv[1]}/es{i}.png")
+' "$esimg" && touch "$esimg/.done"
+fi
+ls "$esimg"/es*.png > "$tmp/eslist"
+es_fixture() { # es_fixture VALUE: st-eos's weights, generation_config.json with early_stopping VALUE
+    local d=$cache/es-$1
+    if [ ! -f "$d/.done" ]; then
+        rm -rf "$d"; mkdir -p "$d/model"
+        for f in "$cache/st-eos/model"/*; do ln -s "$f" "$d/model/"; done
+        rm "$d/model/generation_config.json"
+        $py -c 'import json,sys; g=json.load(open(sys.argv[1])); g["early_stopping"]=json.loads(sys.argv[3]); json.dump(g, open(sys.argv[2],"w"))' \
+            "$cache/st-eos/model/generation_config.json" "$d/model/generation_config.json" "$2" &&
+        $py "$ref" run --model "$d/model" --images $(cat "$tmp/eslist") --steps 4 --out "$d/run-img" >"$d/run.log" 2>&1 &&
+            touch "$d/.done" || { echo "FAIL: [es-$1] reference run failed:"; tail -3 "$d/run.log"; return 1; }
+    fi
+}
+if [ -f "$cache/st-eos/.done" ] && es_fixture false false && es_fixture true true && es_fixture never '"never"'; then
+    for es in false true never; do
+        for mode in --in-process ""; do
+            "$build/vgpt-cli" $mode --no-cache --format jsonl --no-progress --model "$cache/es-$es/model" \
+                < "$tmp/eslist" > "$tmp/es.jsonl" 2>"$tmp/es.err"
+            beam_check "$cache/es-$es/run-img" "$tmp/es.jsonl" "es-$es ${mode:-pipeline}: generation_config.json's early_stopping"
+        done
+        "$build/vgpt-cli" --in-process --no-cache --format jsonl --no-progress --model "$cache/es-false/model" \
+            --early-stopping $es < "$tmp/eslist" > "$tmp/es.jsonl" 2>"$tmp/es.err"
+        beam_check "$cache/es-$es/run-img" "$tmp/es.jsonl" "--early-stopping $es over the folder's false"
+    done
+    $py - "$cache" <<'PY'
+import json, sys
+b = {e: [h["tokens"] for h in json.load(open(f"{sys.argv[1]}/es-{e}/run-img/meta.json"))["beams"]]
+     for e in ("false", "true", "never")}
+d = {e: sum(x != y for x, y in zip(b["false"], b[e])) for e in ("true", "never")}
+print(("PASS" if d["true"] and d["never"] else "FAIL") +
+      f": the early_stopping rules are told apart: true changes {d['true']}/8 beam captions, never {d['never']}/8")
+PY
+else
+    echo "FAIL: early_stopping fixtures could not be built"
+fi
 
 # --- the weights file named instead of the folder; the tokenizer beside it
 out=$(ls "$imgs"/img0.png | "$build/vgpt-cli" --in-process --no-cache --greedy --max-tokens 4 --format jsonl \
@@ -198,6 +255,29 @@ expect shape 'tensor decoder.transformer.h.1.attn.c_attn.weight has shape \[192,
 mkdir -p "$tmp/legtrunc"; for f in "$cache/legacy-fp32/model"/*; do ln -s "$f" "$tmp/legtrunc/"; done
 rm "$tmp/legtrunc/pytorch_model.bin"; head -c 200000 "$cache/legacy-fp32/model/pytorch_model.bin" > "$tmp/legtrunc/pytorch_model.bin"
 expect legtrunc 'pytorch_model.bin: legacy torch.save stream: storage .* (claims|truncated)' "a truncated legacy torch.save stream"
+
+# --- generate() settings vgpt does not implement: the folder's default
+# decoding is refused naming the setting, decoding chosen on the command
+# line still runs; max_new_tokens wins over max_length, as in generate()
+gencase() { # gencase CASE PYTHON-ON-g: the case's generation_config.json edited
+    mkcase "$1"; rm -f "$tmp/$1/generation_config.json"
+    $py -c "import json,sys; g=json.load(open(sys.argv[1])); $2; json.dump(g, open(sys.argv[2],'w'))" \
+        "$base/generation_config.json" "$tmp/$1/generation_config.json"
+}
+for c in 'repetition_penalty|g["repetition_penalty"]=1.2' 'do_sample|g["do_sample"]=True' \
+         'forced_eos_token_id|g["forced_eos_token_id"]=50256' 'min_length|g["min_length"]=5'; do
+    gencase "gen-${c%%|*}" "${c#*|}"
+    out=$(ls "$imgs"/img0.png | "$build/vgpt-cli" --in-process --no-cache --model "$tmp/gen-${c%%|*}" 2>&1 >/dev/null); rc=$?
+    out2=$(ls "$imgs"/img0.png | "$build/vgpt-cli" --in-process --no-cache --beam 4 --no-progress --model "$tmp/gen-${c%%|*}" 2>&1); rc2=$?
+    if [ $rc = 2 ] && printf '%s' "$out" | grep -q "generation_config.json: ${c%%|*} is" && [ $rc2 = 0 ]; then
+        echo "PASS: generation_config.json's ${c%%|*}: default decoding refused naming it, --beam 4 runs: $out"
+    else echo "FAIL: generation_config.json's ${c%%|*}: exit $rc ($out); with --beam 4 exit $rc2 ($out2)"; fi
+done
+gencase gen-new 'g["max_new_tokens"]=5; g["max_length"]=16'
+out=$(ls "$imgs"/img0.png | "$build/vgpt-cli" --in-process --no-cache --format jsonl --no-progress --model "$tmp/gen-new" 2>&1)
+if [ "$(printf '%s' "$out" | $py -c 'import json,sys; print(len(json.loads(sys.stdin.read())["tokens"]))' 2>&1)" = 5 ]; then
+    echo "PASS: generation_config.json's max_new_tokens 5 wins over max_length 16: 5 tokens"
+else echo "FAIL: max_new_tokens 5 with max_length 16: $out"; fi
 
 # --- encoderd and decoderd of different models refuse to pair
 p0=$((20000 + RANDOM % 20000))

@@ -243,9 +243,13 @@ done <<'EOF'
 --beam 4 --seed 7|--beam|--seed
 --greedy --sample|--greedy|--sample
 --sample --length-penalty 2|--sample|--length-penalty
+--greedy --early-stopping true|--greedy|--early-stopping
 --in-process --connect tcp://127.0.0.1:1 --reply tcp://127.0.0.1:2|--in-process|--connect
 --in-process --reply tcp://127.0.0.1:2|--in-process|--reply
 EOF
+echo "$img" | timeout $T "$cli" --model "$m" --early-stopping sometimes > "$tmp/out" 2> "$tmp/err"; rc=$?
+ok "--early-stopping sometimes: exit 2 naming the values it takes" \
+    "[ $rc = 2 ] && grep -qF \"invalid value 'sometimes' for --early-stopping: expected false, true or never\" '$tmp/err'"
 echo "$img" | timeout $T "$cli" --in-process --model "$m" --max-tokens 4 --sample --temperature 0.5 --top-k 5 --seed 3 \
     > "$tmp/out" 2> "$tmp/err"; rc=$?
 ok "sampling parameters together with --sample still caption" "[ $rc = 0 ] && [ \$(wc -l < '$tmp/out') = 1 ]"

@@ -49,8 +49,8 @@ static void base(vgpt_msg *m, vgpt_msg_type t, uint64_t id) {
     m->attempt = 3;
     m->img = (vgpt_image_opts){.autorotate = 0, .fast_decode = 1, .accept_truncated = 1, .max_pixels = 12345678};
     m->gen = (vgpt_gen_opts){.mode = VGPT_SAMPLE, .beams = 5, .max_tokens = 77, .no_repeat_ngram = 4,
-                             .length_penalty = -0.5f, .temperature = 0.25f, .top_k = 40, .top_p = 0.75f,
-                             .seed = UINT64_C(0xfeedfacecafebeef)};
+                             .length_penalty = -0.5f, .early_stopping = VGPT_STOP_NEVER, .temperature = 0.25f,
+                             .top_k = 40, .top_p = 0.75f, .seed = UINT64_C(0xfeedfacecafebeef)};
 }
 
 static void make(vgpt_msg *m, fixture *f, int which) {
@@ -116,7 +116,7 @@ static int same_opts(const vgpt_msg *a, const vgpt_msg *b) {
            a->img.accept_truncated == b->img.accept_truncated && a->img.max_pixels == b->img.max_pixels &&
            g->mode == h->mode && g->beams == h->beams && g->max_tokens == h->max_tokens &&
            g->no_repeat_ngram == h->no_repeat_ngram && g->length_penalty == h->length_penalty &&
-           g->temperature == h->temperature && g->top_k == h->top_k && g->top_p == h->top_p && g->seed == h->seed;
+           g->early_stopping == h->early_stopping && g->temperature == h->temperature && g->top_k == h->top_k && g->top_p == h->top_p && g->seed == h->seed;
 }
 
 static int same_tensor(const vgpt_wire_tensor *a, const vgpt_wire_tensor *b) {
@@ -364,6 +364,8 @@ static void test_field_types(fixture *f) {
     BAD(0, "gen.nrng", o_neg(-1), "\"gen.nrng\"", "gen.nrng=-1");
     BAD(0, "gen.lp", o_f64(NAN), "\"gen.lp\"", "gen.lp=NaN");
     BAD(0, "gen.lp", o_f64(10.5), "\"gen.lp\"", "gen.lp=10.5");
+    BAD(0, "gen.es", o_uint(3), "\"gen.es\"", "gen.es=3");
+    BAD(0, "gen.es", o_str("never", 5), "\"gen.es\"", "gen.es as string");
     BAD(0, "gen.temp", o_f64(-0.1), "\"gen.temp\"", "gen.temp=-0.1");
     BAD(0, "gen.temp", o_f64(INFINITY), "\"gen.temp\"", "gen.temp=inf");
     BAD(0, "gen.topk", o_uint((1 << 20) + 1), "\"gen.topk\"", "gen.topk=2^20+1");
@@ -426,6 +428,12 @@ static void test_field_types(fixture *f) {
     expect_bad(f, 0, "gen.beams", DUP, o_nil(), "\"gen.beams\": given twice", "duplicate gen.beams");
 }
 
+static int has_bytes(const void *buf, size_t len, const char *what, size_t n) {
+    for (size_t i = 0; i + n <= len; i++)
+        if (!memcmp((const char *)buf + i, what, n)) return 1;
+    return 0;
+}
+
 /* Unknown keys are ignored; CAPTION/ERROR may omit rt; missing options take defaults. */
 static void test_forward_compat(fixture *f) {
     size_t len;
@@ -461,6 +469,18 @@ static void test_forward_compat(fixture *f) {
     vgpt_msg_free(&d);
     msgpack_sbuffer_destroy(&sb);
     msgpack_unpacked_destroy(&up);
+    free(good);
+
+    /* "es" (early_stopping) came later: false is left out, so that such a
+     * frame is the one an earlier encoder wrote, and absent means false */
+    make(&m, f, 0);
+    m.gen.early_stopping = VGPT_STOP_HEURISTIC;
+    if (encode(&m, &good, &glen)) return;
+    rc = vgpt_msg_unpack(good, glen, &d, &err);
+    CHECK(&st, rc == 0 && !has_bytes(good, glen, "\xa2" "es", 3) && d.gen.early_stopping == VGPT_STOP_HEURISTIC &&
+                   d.gen.beams == m.gen.beams,
+          "gen.es false is not written (frames as before it), and reads back as false");
+    vgpt_msg_free(&d);
     free(good);
 
     buf = edited(f, 0, "gen.beams", DEL, o_nil(), &len);
