@@ -1,7 +1,9 @@
 /* kern_avx2.c - the kernels for AVX2 + FMA hosts (target attributes
  * avx2 + fma; only called when the CPU has both, kern.c).  Sixteen ymm
- * registers hold 4 rows x 3 vectors of accumulators, so a panel is taken
- * in two halves of 24 columns. */
+ * registers: a tile is 6 rows x 16 columns (12 accumulators, 2 weight
+ * vectors, 1 broadcast input), so a 48-column panel is taken in three
+ * strips.  4 x 24 tiles would need all 16 registers and GCC spills the
+ * accumulators to the stack on every k (measured: 4.5x the compute floor). */
 #include <immintrin.h>
 
 #include "kern.h"
@@ -11,47 +13,83 @@
  * build, the fuzzers' included, builds this file the same way). */
 #define TARGET __attribute__((target("avx2,fma")))
 
-#define HALF (VGPT_PANEL / 2)
+#define STRIP 16 /* columns of a tile: two ymm vectors */
+#define ROWS 6   /* rows of a full tile */
 
-/* Rows m0..m0+R-1 against columns h*24.. of panel pn. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void half_rows(const vgpt_panel_job *j, int pn, int h, int m0, int R) {
-    int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL + h * HALF;
-    const float *pw = j->w->p + (size_t)pn * C * VGPT_PANEL + h * HALF, *x = j->inp + (size_t)m0 * C;
-    __m256 acc[4][3];
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm256_setzero_ps();
-    for (int k = 0; k < C; k++, pw += VGPT_PANEL) {
-        __m256 w0 = _mm256_load_ps(pw), w1 = _mm256_load_ps(pw + 8), w2 = _mm256_load_ps(pw + 16);
+#ifndef PREFETCH
+#define PREFETCH 64 /* rows of k ahead (4 KB): the first row group reads the strip from memory */
+#endif
+
+/* Rows m0..m0+R-1 against columns s*16.. of panel pn; R is a compile-time
+ * constant after inlining, so the accumulators live in registers.  pf is
+ * prefetched alongside, one line per k (hint: into L2 when it is the next
+ * strip, into L1 when it is this strip's own rows ahead). */
+static inline __attribute__((always_inline, target("avx2,fma"))) void tile(const vgpt_panel_job *j, int pn, int s,
+                                                                             int m0, int R, const float *pf,
+                                                                             int hint_l2) {
+    int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL + s * STRIP;
+    const float *pw = j->w->p + ((size_t)pn * VGPT_PANEL + (size_t)s * STRIP) * C, *x = j->inp + (size_t)m0 * C;
+    __m256 acc[ROWS][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int k = 0; k < C; k++, pw += STRIP) {
+        if (hint_l2) _mm_prefetch((const char *)pf, _MM_HINT_T1);
+        else _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        pf += STRIP;
+        __m256 w0 = _mm256_load_ps(pw), w1 = _mm256_load_ps(pw + 8);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m256 xv = _mm256_broadcast_ss(x + (size_t)r * C + k);
             acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
-            acc[r][2] = _mm256_fmadd_ps(xv, w2, acc[r][2]);
         }
     }
+    /* out of registers before any call (GELU): a call clobbers every ymm,
+     * and accumulators live across one would be kept on the stack throughout */
+    float y[ROWS][STRIP];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) _mm256_storeu_ps(y[r], acc[r][0]), _mm256_storeu_ps(y[r] + 8, acc[r][1]);
+    int n = OC - o0 < STRIP ? OC - o0 : STRIP;
     for (int r = 0; r < R; r++) {
-        float y[HALF];
-        for (int v = 0; v < 3; v++) _mm256_storeu_ps(y + 8 * v, acc[r][v]);
         float *dst = j->out + (size_t)(m0 + r) * OC + o0;
-        int n = OC - o0 < HALF ? OC - o0 : HALF;
         for (int c = 0; c < n; c++) {
-            float s = y[c] + (j->w->bias ? j->w->bias[o0 + c] : 0.0f);
-            dst[c] = j->flags & VGPT_ACCUMULATE ? dst[c] + s : s;
+            float v = y[r][c] + (j->w->bias ? j->w->bias[o0 + c] : 0.0f);
+            dst[c] = j->flags & VGPT_ACCUMULATE ? dst[c] + v : v;
         }
-        if (j->flags & VGPT_GELU_TANH && n > 0) vgpt_gelu_tanh(dst, (size_t)n);
+        if (j->flags & VGPT_GELU_TANH) vgpt_gelu_tanh(dst, (size_t)n);
+    }
+}
+
+/* Every row against one strip, in groups of 6.  The first group reads the
+ * strip from memory (its own rows prefetched ahead); the second streams the
+ * next strip into L2 while it computes from the cached one, so that memory
+ * and arithmetic overlap instead of taking turns.  next: NULL at the end. */
+TARGET static void strip_all_rows(const vgpt_panel_job *j, int pn, int s, const float *next) {
+    const float *own = j->w->p + ((size_t)pn * VGPT_PANEL + (size_t)s * STRIP) * j->w->C + PREFETCH * STRIP;
+    int m0 = 0;
+    for (; m0 + ROWS <= j->M; m0 += ROWS) {
+        if (m0 == ROWS && next) tile(j, pn, s, m0, ROWS, next, 1);
+        else tile(j, pn, s, m0, ROWS, own, 0);
+    }
+    const float *pf = m0 == ROWS && next ? next : own;
+    int l2 = pf == next;
+    switch (j->M - m0) {
+    case 5: tile(j, pn, s, m0, 5, pf, l2); break;
+    case 4: tile(j, pn, s, m0, 4, pf, l2); break;
+    case 3: tile(j, pn, s, m0, 3, pf, l2); break;
+    case 2: tile(j, pn, s, m0, 2, pf, l2); break;
+    case 1: tile(j, pn, s, m0, 1, pf, l2); break;
+    default: break;
     }
 }
 
 TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
+    const int per = VGPT_PANEL / STRIP;
     for (int pn = pn0; pn < pn1; pn++)
-        for (int h = 0; h < 2 && pn * VGPT_PANEL + h * HALF < j->w->OC; h++) {
-            int m0 = 0;
-            for (; m0 + 4 <= j->M; m0 += 4) half_rows(j, pn, h, m0, 4);
-            switch (j->M - m0) {
-            case 3: half_rows(j, pn, h, m0, 3); break;
-            case 2: half_rows(j, pn, h, m0, 2); break;
-            case 1: half_rows(j, pn, h, m0, 1); break;
-            default: break;
-            }
+        for (int s = 0; s < per && pn * VGPT_PANEL + s * STRIP < j->w->OC; s++) {
+            int npn = s + 1 < per ? pn : pn + 1, ns = s + 1 < per ? s + 1 : 0;
+            const float *next = npn < pn1 ? j->w->p + ((size_t)npn * VGPT_PANEL + (size_t)ns * STRIP) * j->w->C : NULL;
+            strip_all_rows(j, pn, s, next);
         }
 }
 
@@ -66,4 +104,4 @@ TARGET static float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-const vgpt_kernels vgpt_kernels_avx2 = {"avx2", panels, dot};
+const vgpt_kernels vgpt_kernels_avx2 = {"avx2", STRIP, panels, dot};

@@ -81,4 +81,4 @@ TARGET static float dot(const float *a, const float *b, int n) {
     return _mm512_reduce_add_ps(acc);
 }
 
-const vgpt_kernels vgpt_kernels_avx512 = {"avx512", panels, dot};
+const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, dot};

@@ -30,4 +30,4 @@ static float dot(const float *a, const float *b, int n) {
     return acc;
 }
 
-const vgpt_kernels vgpt_kernels_generic = {"generic", panels, dot};
+const vgpt_kernels vgpt_kernels_generic = {"generic", VGPT_PANEL, panels, dot};

@@ -29,8 +29,13 @@ static const float *stacked_row(int n, const float *const *w, const int *rows, i
     return NULL;
 }
 
+/* Where column j (0..VGPT_PANEL-1) of a panel at input k is stored in it. */
+static size_t panel_at(int C, int strip, int j, int k) {
+    return (size_t)(j / strip) * C * strip + (size_t)k * strip + j % strip;
+}
+
 int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows) {
-    // w[i] is (rows[i],C); dst->p is (n_panels, C, VGPT_PANEL), zero past OC
+    // w[i] is (rows[i],C); dst->p is (n_panels, strips, C, strip), zero past OC
     int OC = 0;
     for (int i = 0; i < n; i++) OC += rows[i];
     int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
@@ -42,18 +47,19 @@ int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float
     }
     for (int i = 0, o = 0; b && i < n; o += rows[i++])
         for (int r = 0; r < rows[i]; r++) dst->bias[o + r] = b[i] ? b[i][r] : 0.0f;
+    int strip = vgpt_kernels_get()->strip;
     for (int pn = 0; pn < n_panels; pn++) {
         float *panel = dst->p + (size_t)pn * C * VGPT_PANEL;
         for (int j = 0; j < VGPT_PANEL; j++) {
             const float *row = stacked_row(n, w, rows, pn * VGPT_PANEL + j, C);
-            for (int k = 0; k < C; k++) panel[(size_t)k * VGPT_PANEL + j] = row ? row[k] : 0.0f;
+            for (int k = 0; k < C; k++) panel[panel_at(C, strip, j, k)] = row ? row[k] : 0.0f;
         }
     }
     return 0;
 }
 
 int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC) {
-    // w is (OC,C) in rows of room for whole panels; it becomes (n_panels, C, VGPT_PANEL)
+    // w is (OC,C) in rows of room for whole panels; it becomes (n_panels, strips, C, strip)
     int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
     float *rows = malloc((size_t)VGPT_PANEL * C * sizeof(float));
     *dst = (vgpt_packed){.C = C, .OC = OC};
@@ -65,12 +71,13 @@ int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC
         return -1;
     }
     if (b) memcpy(dst->bias, b, (size_t)OC * sizeof(float));
+    int strip = vgpt_kernels_get()->strip;
     for (int pn = 0; pn < n_panels; pn++) {
         float *panel = w + (size_t)pn * C * VGPT_PANEL; /* the panel's rows, then the panel itself */
         int n = OC - pn * VGPT_PANEL < VGPT_PANEL ? OC - pn * VGPT_PANEL : VGPT_PANEL;
         memcpy(rows, panel, (size_t)n * C * sizeof(float));
         for (int k = 0; k < C; k++)
-            for (int j = 0; j < VGPT_PANEL; j++) panel[(size_t)k * VGPT_PANEL + j] = j < n ? rows[(size_t)j * C + k] : 0.0f;
+            for (int j = 0; j < VGPT_PANEL; j++) panel[panel_at(C, strip, j, k)] = j < n ? rows[(size_t)j * C + k] : 0.0f;
     }
     free(rows);
     dst->p = w;

@@ -8,7 +8,8 @@ struct vgpt_mm;
 
 #define VGPT_PANEL 48 /* output columns per panel: three AVX-512 vectors */
 
-/* An (OC,C) nn.Linear weight as panels (ceil(OC/VGPT_PANEL), C, VGPT_PANEL),
+/* An (OC,C) nn.Linear weight as panels of VGPT_PANEL output columns, each
+ * panel VGPT_PANEL / strip strips of (C, strip) (strip: the kernels', kern.h),
  * with its bias (OC) or NULL; or, with --precision bf16, mm (mm.h) alone. */
 typedef struct vgpt_packed {
     float *p, *bias;
