@@ -99,16 +99,21 @@ typedef struct packed_job {
 } packed_job;
 
 /* Panels per chunk: threads take chunks until none are left, so a thread
- * that starts late (or loses its core for a while) costs little. */
-#define CHUNK 2
+ * that starts late (or loses its core for a while) costs little; but each
+ * chunk starts its memory stream cold, so the 1047 panels of the output
+ * head go 8 at a time (Zen 3, 16 rows: 79 -> 103 GFLOP/s), small weights 2. */
+static int chunk_of(int n_panels) {
+    int c = n_panels / 128;
+    return c < 2 ? 2 : c > 8 ? 8 : c;
+}
 
 static void packed_part(void *arg, int part, int n_parts) {
     (void)part;
     (void)n_parts;
     packed_job *j = arg;
-    int n_panels = (j->p.w->OC + VGPT_PANEL - 1) / VGPT_PANEL, lo;
-    while ((lo = atomic_fetch_add_explicit(&j->next, CHUNK, memory_order_relaxed)) < n_panels)
-        j->k->panels(&j->p, lo, lo + CHUNK < n_panels ? lo + CHUNK : n_panels);
+    int n_panels = (j->p.w->OC + VGPT_PANEL - 1) / VGPT_PANEL, chunk = chunk_of(n_panels), lo;
+    while ((lo = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed)) < n_panels)
+        j->k->panels(&j->p, lo, lo + chunk < n_panels ? lo + chunk : n_panels);
 }
 
 void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, vgpt_pool *pool) {
