@@ -34,6 +34,7 @@ fi
 # ceiling: the most any fp32 engine could gain on PyTorch here, every
 # product at this machine's sgemm rate (vgpt-bench's floor_captions_per_s)
 awk -v v="$vg" -v p="$pt" -v b="${vb:-0}" -v f="$fl" 'BEGIN {
-    r = v / p; printf "{\"bench\":\"hf_summary\",\"vgpt_fp32_x_torch_fp32\":%.2f,\"target\":3,\"met\":%s,"
-        "\"ceiling_x_torch_fp32\":%.2f,\"vgpt_x_floor\":%.2f%s}\n", r, (r >= 3 ? "true" : "false"), f / p, f / v,
+    r = v / p
+    fmt = "{\"bench\":\"hf_summary\",\"vgpt_fp32_x_torch_fp32\":%.2f,\"target\":3,\"met\":%s,\"ceiling_x_torch_fp32\":%.2f,\"vgpt_x_floor\":%.2f%s}\n"
+    printf fmt, r, (r >= 3 ? "true" : "false"), f / p, (v > 0 ? f / v : 0),
         (b > 0 ? sprintf(",\"vgpt_bf16_x_vgpt_fp32\":%.2f", b / v) : "") }'
