@@ -2,7 +2,8 @@
  * avx2 + fma; only called when the CPU has both, kern.c).  Sixteen ymm
  * registers: a tile is 6 rows x 16 columns (12 accumulators, 2 weight
  * vectors, 1 broadcast input), so a 48-column panel is taken in three
- * strips.  4 x 24 tiles would need all 16 registers and GCC spills the
+ * strips; fp16 panels (packed.h) are widened as they are read (F16C).
+ * 4 x 24 tiles would need all 16 registers and GCC spills the
  * accumulators to the stack on every k (measured: 4.5x the compute floor). */
 #include <immintrin.h>
 
@@ -11,7 +12,8 @@
 
 /* Every function carries its target (no per-file flags: any compiler and
  * build, the fuzzers' included, builds this file the same way). */
-#define TARGET __attribute__((target("avx2,fma")))
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 #define STRIP 16 /* columns of a tile: two ymm vectors */
 #define ROWS 6   /* rows of a full tile */
@@ -20,28 +22,47 @@
 #define PREFETCH 64 /* rows of k ahead (4 KB): the first row group reads the strip from memory */
 #endif
 
-/* Rows m0..m0+R-1 against columns s*16.. of panel pn; R is a compile-time
- * constant after inlining, so the accumulators live in registers.  Also
- * prefetched: this strip's rows PREFETCH ahead when it is the first group
- * (for the first strip of a range), and share `part` of `parts` of the next
- * strip into L2 (one k-row of a strip is one cache line). */
-static inline __attribute__((always_inline, target("avx2,fma"))) void tile(const vgpt_panel_job *j, int pn, int s,
-                                                                             int m0, int R, const float *next,
-                                                                             int part, int parts) {
+/* Row k of a strip: 16 weights, fp32 or (half) fp16 widened exactly. */
+INLINE void strip_row(const char *pw, int half, __m256 *w0, __m256 *w1) {
+    if (half) {
+        *w0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)pw));
+        *w1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)pw + 1));
+    } else {
+        *w0 = _mm256_load_ps((const float *)pw);
+        *w1 = _mm256_load_ps((const float *)pw + 8);
+    }
+}
+
+/* Where strip s of panel pn begins, in a weight of C inputs. */
+INLINE const char *strip_at(const vgpt_packed *w, int pn, int s) {
+    size_t at = ((size_t)pn * VGPT_PANEL + (size_t)s * STRIP) * w->C;
+    return w->h ? (const char *)(w->h + at) : (const char *)(w->p + at);
+}
+
+/* Rows m0..m0+R-1 against columns s*16.. of panel pn; R and half are
+ * compile-time constants after inlining, so the accumulators live in
+ * registers.  Also prefetched: this strip's rows PREFETCH ahead when it is
+ * the first group (for the first strip of a range), and share `part` of
+ * `parts` of the next strip into L2. */
+INLINE void tile(const vgpt_panel_job *j, int pn, int s, int m0, int R, int half, const char *next, int part,
+                 int parts) {
     int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL + s * STRIP;
-    const float *pw = j->w->p + ((size_t)pn * VGPT_PANEL + (size_t)s * STRIP) * C, *x = j->inp + (size_t)m0 * C;
-    const float *own = m0 == 0 ? pw + PREFETCH * STRIP : NULL;
-    const float *nx = next ? next + (size_t)(part * C / parts) * STRIP : NULL;
+    size_t row = STRIP * (half ? 2 : 4); /* bytes of one k-row of a strip */
+    const char *pw = strip_at(j->w, pn, s);
+    const float *x = j->inp + (size_t)m0 * C;
+    const char *own = m0 == 0 ? pw + PREFETCH * row : NULL;
+    const char *nx = next ? next + (size_t)(part * C / parts) * row : NULL;
     __m256 acc[ROWS][2];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int k = 0, tick = 0; k < C; k++, pw += STRIP) {
-        if (own) _mm_prefetch((const char *)(own + (size_t)k * STRIP), _MM_HINT_T0);
+    for (int k = 0, tick = 0; k < C; k++, pw += row) {
+        if (own) _mm_prefetch(own + (size_t)k * row, _MM_HINT_T0);
         if (nx) {
-            _mm_prefetch((const char *)nx, _MM_HINT_T1);
-            if (++tick == parts) tick = 0, nx += STRIP;
+            _mm_prefetch(nx, _MM_HINT_T1);
+            if (++tick == parts) tick = 0, nx += row;
         }
-        __m256 w0 = _mm256_load_ps(pw), w1 = _mm256_load_ps(pw + 8);
+        __m256 w0, w1;
+        strip_row(pw, half, &w0, &w1);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m256 xv = _mm256_broadcast_ss(x + (size_t)r * C + k);
@@ -70,27 +91,31 @@ static inline __attribute__((always_inline, target("avx2,fma"))) void tile(const
  * strip into L2 meanwhile, a share each, so that memory is busy without a
  * break and the arithmetic overlaps it (Zen 3: from 7.5 to 10.5 GB/s at 16
  * rows).  next: NULL at the end of the range. */
-TARGET static void strip_all_rows(const vgpt_panel_job *j, int pn, int s, const float *next) {
+INLINE void strip_all_rows(const vgpt_panel_job *j, int pn, int s, int half, const char *next) {
     int parts = (j->M + ROWS - 1) / ROWS, m0 = 0, part = 0;
-    for (; m0 + ROWS <= j->M; m0 += ROWS, part++) tile(j, pn, s, m0, ROWS, next, part, parts);
+    for (; m0 + ROWS <= j->M; m0 += ROWS, part++) tile(j, pn, s, m0, ROWS, half, next, part, parts);
     switch (j->M - m0) {
-    case 5: tile(j, pn, s, m0, 5, next, part, parts); break;
-    case 4: tile(j, pn, s, m0, 4, next, part, parts); break;
-    case 3: tile(j, pn, s, m0, 3, next, part, parts); break;
-    case 2: tile(j, pn, s, m0, 2, next, part, parts); break;
-    case 1: tile(j, pn, s, m0, 1, next, part, parts); break;
+    case 5: tile(j, pn, s, m0, 5, half, next, part, parts); break;
+    case 4: tile(j, pn, s, m0, 4, half, next, part, parts); break;
+    case 3: tile(j, pn, s, m0, 3, half, next, part, parts); break;
+    case 2: tile(j, pn, s, m0, 2, half, next, part, parts); break;
+    case 1: tile(j, pn, s, m0, 1, half, next, part, parts); break;
     default: break;
     }
 }
 
-TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
+INLINE void all_panels(const vgpt_panel_job *j, int pn0, int pn1, int half) {
     const int per = VGPT_PANEL / STRIP;
     for (int pn = pn0; pn < pn1; pn++)
         for (int s = 0; s < per && pn * VGPT_PANEL + s * STRIP < j->w->OC; s++) {
             int npn = s + 1 < per ? pn : pn + 1, ns = s + 1 < per ? s + 1 : 0;
-            const float *next = npn < pn1 ? j->w->p + ((size_t)npn * VGPT_PANEL + (size_t)ns * STRIP) * j->w->C : NULL;
-            strip_all_rows(j, pn, s, next);
+            strip_all_rows(j, pn, s, half, npn < pn1 ? strip_at(j->w, npn, ns) : NULL);
         }
+}
+
+TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
+    if (j->w->h) all_panels(j, pn0, pn1, 1);
+    else all_panels(j, pn0, pn1, 0);
 }
 
 TARGET static float dot(const float *a, const float *b, int n) {

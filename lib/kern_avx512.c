@@ -19,14 +19,27 @@
  * inlining, so the accumulator array lives in registers.  The panel is
  * prefetched PREFETCH rows of k ahead: with 8 rows the loop is busy enough
  * that the hardware prefetcher alone falls behind. */
-static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_rows(const vgpt_panel_job *j, int pn, int m0, int R) {
+static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_rows(const vgpt_panel_job *j, int pn, int m0, int R,
+                                                                                    int half) {
     int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL;
-    const float *pw = j->w->p + (size_t)pn * C * VGPT_PANEL, *x = j->inp + (size_t)m0 * C;
+    size_t row = VGPT_PANEL * (half ? 2 : 4); /* bytes of one k-row of the panel */
+    const char *pw = half ? (const char *)(j->w->h + (size_t)pn * C * VGPT_PANEL)
+                          : (const char *)(j->w->p + (size_t)pn * C * VGPT_PANEL);
+    const float *x = j->inp + (size_t)m0 * C;
     __m512 acc[8][3];
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
-    for (int k = 0; k < C; k++, pw += VGPT_PANEL) {
-        for (int v = 0; v < 3; v++) _mm_prefetch((const char *)(pw + PREFETCH * VGPT_PANEL + 16 * v), _MM_HINT_T0);
-        __m512 w0 = _mm512_load_ps(pw), w1 = _mm512_load_ps(pw + 16), w2 = _mm512_load_ps(pw + 32);
+    for (int k = 0; k < C; k++, pw += row) {
+        for (size_t b = 0; b < row; b += 64) _mm_prefetch(pw + PREFETCH * row + b, _MM_HINT_T0);
+        __m512 w0, w1, w2;
+        if (half) { /* fp16 panels (packed.h): widened exactly as they are read */
+            w0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw));
+            w1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw + 1));
+            w2 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw + 2));
+        } else {
+            w0 = _mm512_load_ps((const float *)pw);
+            w1 = _mm512_load_ps((const float *)pw + 16);
+            w2 = _mm512_load_ps((const float *)pw + 32);
+        }
         for (int r = 0; r < R; r++) {
             __m512 xv = _mm512_set1_ps(x[(size_t)r * C + k]);
             acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
@@ -50,24 +63,29 @@ static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_r
 }
 
 /* Groups of 8 rows, each a whole pass over the panel: the first reads it
- * from memory, the next find it in L2 (a panel is C x 192 bytes). */
-TARGET static void panel_all_rows(const vgpt_panel_job *j, int pn) {
+ * from memory, the next find it in L2 (a panel is C x 192 bytes, or 96 in
+ * fp16). */
+static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_all_rows(const vgpt_panel_job *j, int pn,
+                                                                                        int half) {
     int m0 = 0;
-    for (; m0 + 8 <= j->M; m0 += 8) panel_rows(j, pn, m0, 8);
+    for (; m0 + 8 <= j->M; m0 += 8) panel_rows(j, pn, m0, 8, half);
     switch (j->M - m0) {
-    case 7: panel_rows(j, pn, m0, 7); break;
-    case 6: panel_rows(j, pn, m0, 6); break;
-    case 5: panel_rows(j, pn, m0, 5); break;
-    case 4: panel_rows(j, pn, m0, 4); break;
-    case 3: panel_rows(j, pn, m0, 3); break;
-    case 2: panel_rows(j, pn, m0, 2); break;
-    case 1: panel_rows(j, pn, m0, 1); break;
+    case 7: panel_rows(j, pn, m0, 7, half); break;
+    case 6: panel_rows(j, pn, m0, 6, half); break;
+    case 5: panel_rows(j, pn, m0, 5, half); break;
+    case 4: panel_rows(j, pn, m0, 4, half); break;
+    case 3: panel_rows(j, pn, m0, 3, half); break;
+    case 2: panel_rows(j, pn, m0, 2, half); break;
+    case 1: panel_rows(j, pn, m0, 1, half); break;
     default: break;
     }
 }
 
 TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
-    for (int pn = pn0; pn < pn1; pn++) panel_all_rows(j, pn);
+    for (int pn = pn0; pn < pn1; pn++) {
+        if (j->w->h) panel_all_rows(j, pn, 1);
+        else panel_all_rows(j, pn, 0);
+    }
 }
 
 TARGET static float dot(const float *a, const float *b, int n) {

@@ -3,18 +3,24 @@
  * sum over k per output as the vector kernels. */
 #include "kern.h"
 
+#include "half.h"
 #include "kernels.h"
+
+/* Element i of the panels, fp32 or fp16 (packed.h), widened exactly. */
+static float weight(const vgpt_packed *w, size_t i) {
+    return w->h ? vgpt_half_to_float(w->h[i]) : w->p[i];
+}
 
 static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     int C = j->w->C, OC = j->w->OC;
     for (int pn = pn0; pn < pn1; pn++) {
-        const float *pw = j->w->p + (size_t)pn * C * VGPT_PANEL;
+        size_t at = (size_t)pn * C * VGPT_PANEL;
         for (int m = 0; m < j->M; m++) {
             const float *x = j->inp + (size_t)m * C;
             for (int c = 0; c < VGPT_PANEL && pn * VGPT_PANEL + c < OC; c++) {
                 int o = pn * VGPT_PANEL + c;
                 float acc = 0.0f;
-                for (int k = 0; k < C; k++) acc += x[k] * pw[(size_t)k * VGPT_PANEL + c];
+                for (int k = 0; k < C; k++) acc += x[k] * weight(j->w, at + (size_t)k * VGPT_PANEL + c);
                 acc += j->w->bias ? j->w->bias[o] : 0.0f;
                 float *dst = j->out + (size_t)m * OC + o;
                 *dst = j->flags & VGPT_ACCUMULATE ? *dst + acc : acc;

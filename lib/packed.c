@@ -14,10 +14,12 @@
  * captions share its batch (pipeline == in-process, bit for bit). */
 #include "packed.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kern.h"
 #include "mm.h"
 #include "pool.h"
@@ -84,8 +86,30 @@ int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC
     return 0;
 }
 
+int vgpt_pack_narrow(vgpt_packed *w) {
+    if (!w->p) return 0;
+    size_t n = (size_t)(w->OC + VGPT_PANEL - 1) / VGPT_PANEL * VGPT_PANEL * w->C;
+    uint16_t *h = aligned_alloc(64, (n * sizeof *h + 63) / 64 * 64);
+    if (!h) return -1;
+    for (size_t i = 0; i < n; i++) {
+        float x = w->p[i];
+        h[i] = vgpt_float_to_half(x);
+        /* NaN too stays fp32: the vector widening quiets a signalling one */
+        if (isnan(x) || vgpt_float_to_bits(vgpt_half_to_float(h[i])) != vgpt_float_to_bits(x)) {
+            free(h);
+            return 0;
+        }
+    }
+    free(w->p);
+    w->p = NULL;
+    w->h = h;
+    return 1;
+}
+
 void vgpt_packed_free(vgpt_packed *w) {
     free(w->p);
+    free(w->h);
+    w->h = NULL;
     free(w->bias);
     vgpt_mm_free(w->mm);
     w->p = w->bias = NULL;

@@ -3,6 +3,8 @@
 #ifndef VGPT_PACKED_H
 #define VGPT_PACKED_H
 
+#include <stdint.h>
+
 struct vgpt_pool;
 struct vgpt_mm;
 
@@ -13,6 +15,7 @@ struct vgpt_mm;
  * with its bias (OC) or NULL; or, with --precision bf16, mm (mm.h) alone. */
 typedef struct vgpt_packed {
     float *p, *bias;
+    uint16_t *h; /* instead of p: the same panels in fp16 (vgpt_pack_narrow) */
     int C, OC;
     struct vgpt_mm *mm;
 } vgpt_packed;
@@ -25,6 +28,11 @@ int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float
  * w is 64-byte aligned with room for ceil(OC/VGPT_PANEL)*VGPT_PANEL rows.
  * A large widened weight is then held once, not twice while packing. */
 int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC);
+/* Replaces w's fp32 panels by fp16 ones when every value is exactly an fp16
+ * number (an fp16 checkpoint's weights, widened at load): the kernels widen
+ * them again as they stream them, so every result is bit for bit the same,
+ * from half the bytes.  1 narrowed, 0 left as it was, -1 out of memory. */
+int vgpt_pack_narrow(vgpt_packed *w);
 void vgpt_packed_free(vgpt_packed *w);
 
 enum {

@@ -1,11 +1,13 @@
 /* test_kernels.c - the math kernels against straightforward double-precision
  * definitions (LayerNorm, both GELUs, softmax, masked attention, linear). */
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "check.h"
 #include "kernels.h"
+#include "half.h"
 #include "packed.h"
 #include "pool.h"
 
@@ -196,6 +198,41 @@ static void test_packed(check_state *st, uint64_t *s, vgpt_pool *pool) {
     vgpt_packed_free(&pk);
 }
 
+/* fp16-exact weights are narrowed to fp16 panels and give bit-identical
+ * results from them (the kernels widen exactly); other weights stay fp32.
+ * C spans several strips and OC several panels with a ragged end. */
+static void test_packed_half(check_state *st, uint64_t *s, vgpt_pool *pool) {
+    enum { C = 70, OC = 150, MAXM = 17 };
+    static float w[OC * C], b[OC], x[MAXM * C], y32[MAXM * OC], y16[MAXM * OC];
+    fill(w, OC * C, s, 1.0f);
+    fill(b, OC, s, 1.0f);
+    fill(x, MAXM * C, s, 1.0f);
+    for (int i = 0; i < OC * C; i++) w[i] = vgpt_half_to_float(vgpt_float_to_half(w[i]));
+    w[5] = 3e-7f; /* an fp16 subnormal */
+    w[5] = vgpt_half_to_float(vgpt_float_to_half(w[5]));
+    const float *ws[1] = {w}, *bs[1] = {b};
+    int rows[1] = {OC};
+    vgpt_packed p32, p16;
+    int ok = vgpt_pack(&p32, C, 1, ws, bs, rows) == 0 && vgpt_pack(&p16, C, 1, ws, bs, rows) == 0;
+    int narrowed = ok ? vgpt_pack_narrow(&p16) : -1;
+    CHECK(st, narrowed == 1 && p16.h && !p16.p, "fp16-exact weights are narrowed to fp16 panels (got %d)", narrowed);
+    if (narrowed != 1) return;
+    int same = 1;
+    for (int M = 1; M <= MAXM; M++) {
+        vgpt_linear_packed(y32, x, &p32, M, 0, pool);
+        vgpt_linear_packed(y16, x, &p16, M, 0, pool);
+        same &= !memcmp(y32, y16, (size_t)M * OC * sizeof(float));
+    }
+    CHECK(st, same, "packed linear from fp16 panels is bit-identical to fp32 for 1..%d rows", MAXM);
+    vgpt_packed_free(&p16);
+    w[7] += 1e-6f; /* no longer an fp16 value */
+    ok = vgpt_pack(&p16, C, 1, ws, bs, rows) == 0;
+    narrowed = ok ? vgpt_pack_narrow(&p16) : -1;
+    CHECK(st, narrowed == 0 && p16.p && !p16.h, "a weight with one value fp16 cannot hold stays fp32 (got %d)", narrowed);
+    vgpt_packed_free(&p16);
+    vgpt_packed_free(&p32);
+}
+
 static void test_softmax(check_state *st) {
     float x[6] = {5.0f, 5.0f, 5.0f, 1000.0f, 1001.0f, 999.0f};
     vgpt_softmax_rows(x, 2, 3, 1); /* row 0 sees 2 entries, row 1 all 3 */
@@ -216,6 +253,7 @@ int main(void) {
     test_softmax(&st);
     vgpt_pool *pool = vgpt_pool_new(2);
     test_packed(&st, &s, pool);
+    test_packed_half(&st, &s, pool);
     vgpt_pool_free(pool);
     return check_exit(&st);
 }
