@@ -31,17 +31,21 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 
-# 224x224 PNGs: no resize, so PIL and libvips give the same pixels
-imgs=$cache/img
-if [ ! -f "$imgs/.done" ]; then
-    mkdir -p "$imgs" && $py -c '
+# pngs DIR NAME COUNT SEED: COUNT random 224x224 PNGs DIR/NAME0.png..., cached
+# (no resize, so PIL and libvips give the same pixels)
+pngs() {
+    [ -f "$1/.done" ] && return 0
+    mkdir -p "$1" && $py -c '
 import sys, numpy as np
 from PIL import Image
-g = np.random.default_rng(7)
-for i in range(3):
-    Image.fromarray(g.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(f"{sys.argv[1]}/img{i}.png")
-' "$imgs" && touch "$imgs/.done"
-fi
+d, name, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+g = np.random.default_rng(seed)
+for i in range(n):
+    Image.fromarray(g.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(f"{d}/{name}{i}.png")
+' "$@" && touch "$1/.done"
+}
+imgs=$cache/img
+pngs "$imgs" img 3 7
 
 # fixture NAME STEPS MKFIX_ARGS... : hub folder + reference runs (random pixels; the image files), cached
 fixture() {
@@ -119,15 +123,7 @@ fixture legacy-eos-nogen 11 --layout legacy --eos-bias 18 --no-gen-config && ora
 # "es"), and --early-stopping overrides the folder.  Each rule must change
 # some caption, or the check could not tell them apart.
 esimg=$cache/esimg
-if [ ! -f "$esimg/.done" ]; then
-    mkdir -p "$esimg" && $py -c '
-import sys, numpy as np
-from PIL import Image
-g = np.random.default_rng(11)
-for i in range(8):
-    Image.fromarray(g.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(f"{sys.argv[1]}/es{i}.png")
-' "$esimg" && touch "$esimg/.done"
-fi
+pngs "$esimg" es 8 11
 ls "$esimg"/es*.png > "$tmp/eslist"
 es_fixture() { # es_fixture VALUE: st-eos's weights, generation_config.json with early_stopping VALUE
     local d=$cache/es-$1
