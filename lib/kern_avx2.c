@@ -2,7 +2,8 @@
  * avx2 + fma + f16c; only called when the CPU has all three, kern.c).  Sixteen ymm
  * registers: a tile is 6 rows x 16 columns (12 accumulators, 2 weight
  * vectors, 1 broadcast input), so a 48-column panel is taken in three
- * strips; fp16 panels (packed.h) are widened as they are read (F16C).
+ * strips; fp16 and bf16 panels (packed.h) are widened as they are read
+ * (F16C; a bf16 value is the top half of its fp32).
  * 4 x 24 tiles would need all 16 registers and GCC spills the
  * accumulators to the stack on every k (measured: 4.5x the compute floor). */
 #include <immintrin.h>
@@ -17,16 +18,24 @@
 
 #define STRIP 16 /* columns of a tile: two ymm vectors */
 #define ROWS 6   /* rows of a full tile */
+enum { FP32, FP16, BF16 }; /* what a panel holds */
 
 #ifndef PREFETCH
 #define PREFETCH 64 /* rows of k ahead (4 KB): the first row group reads the strip from memory */
 #endif
 
-/* Row k of a strip: 16 weights, fp32 or (half) fp16 widened exactly. */
+/* Row k of a strip: 16 weights, fp32 or (half: FP16, BF16) widened exactly. */
+INLINE __m256 bf16_wide(const char *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_load_si128((const __m128i *)p)), 16));
+}
+
 INLINE void strip_row(const char *pw, int half, __m256 *w0, __m256 *w1) {
-    if (half) {
+    if (half == FP16) {
         *w0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)pw));
         *w1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)pw + 1));
+    } else if (half == BF16) {
+        *w0 = bf16_wide(pw);
+        *w1 = bf16_wide(pw + 16);
     } else {
         *w0 = _mm256_load_ps((const float *)pw);
         *w1 = _mm256_load_ps((const float *)pw + 8);
@@ -114,8 +123,9 @@ INLINE void all_panels(const vgpt_panel_job *j, int pn0, int pn1, int half) {
 }
 
 TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
-    if (j->w->h) all_panels(j, pn0, pn1, 1);
-    else all_panels(j, pn0, pn1, 0);
+    if (!j->w->h) all_panels(j, pn0, pn1, FP32);
+    else if (j->w->h_bf16) all_panels(j, pn0, pn1, BF16);
+    else all_panels(j, pn0, pn1, FP16);
 }
 
 TARGET static float dot(const float *a, const float *b, int n) {

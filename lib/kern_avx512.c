@@ -15,6 +15,12 @@
 #define PREFETCH 16
 #endif
 
+enum { FP32, FP16, BF16 }; /* what a panel holds */
+
+static inline __attribute__((always_inline, target("avx512f,fma"))) __m512 bf16_wide(const char *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)p)), 16));
+}
+
 /* Rows m0..m0+R-1 against one panel; R is a compile-time constant after
  * inlining, so the accumulator array lives in registers.  The panel is
  * prefetched PREFETCH rows of k ahead: with 8 rows the loop is busy enough
@@ -31,10 +37,14 @@ static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_r
     for (int k = 0; k < C; k++, pw += row) {
         for (size_t b = 0; b < row; b += 64) _mm_prefetch(pw + PREFETCH * row + b, _MM_HINT_T0);
         __m512 w0, w1, w2;
-        if (half) { /* fp16 panels (packed.h): widened exactly as they are read */
+        if (half == FP16) { /* fp16 panels (packed.h): widened exactly as they are read */
             w0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw));
             w1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw + 1));
             w2 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw + 2));
+        } else if (half == BF16) { /* a bf16 value is the top half of its fp32 */
+            w0 = bf16_wide(pw);
+            w1 = bf16_wide(pw + 32);
+            w2 = bf16_wide(pw + 64);
         } else {
             w0 = _mm512_load_ps((const float *)pw);
             w1 = _mm512_load_ps((const float *)pw + 16);
@@ -83,8 +93,9 @@ static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_a
 
 TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     for (int pn = pn0; pn < pn1; pn++) {
-        if (j->w->h) panel_all_rows(j, pn, 1);
-        else panel_all_rows(j, pn, 0);
+        if (!j->w->h) panel_all_rows(j, pn, FP32);
+        else if (j->w->h_bf16) panel_all_rows(j, pn, BF16);
+        else panel_all_rows(j, pn, FP16);
     }
 }
 

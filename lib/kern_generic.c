@@ -6,9 +6,9 @@
 #include "half.h"
 #include "kernels.h"
 
-/* Element i of the panels, fp32 or fp16 (packed.h), widened exactly. */
+/* Element i of the panels, fp32, fp16 or bf16 (packed.h), widened exactly. */
 static float weight(const vgpt_packed *w, size_t i) {
-    return w->h ? vgpt_half_to_float(w->h[i]) : w->p[i];
+    return !w->h ? w->p[i] : w->h_bf16 ? vgpt_bf16_to_float(w->h[i]) : vgpt_half_to_float(w->h[i]);
 }
 
 static void panels(const vgpt_panel_job *j, int pn0, int pn1) {

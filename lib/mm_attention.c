@@ -137,6 +137,8 @@ static int attention_locked(vgpt_mm_ctx *c, float *out, int ldo, const float *q,
 void vgpt_mm_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                        const float *v, int ldv, int N, int Tq, int Tk, int H, int hd) {
     pthread_mutex_lock(&c->lock);
-    if (!c->failed && attention_locked(c, out, ldo, q, ldq, k, ldk, v, ldv, N, Tq, Tk, H, hd)) c->failed = 1;
+    int (*run)(vgpt_mm_ctx *, float *, int, const float *, int, const float *, int, const float *, int, int, int, int,
+               int, int) = c->own ? vgpt_mm_own_attention : attention_locked;
+    if (!c->failed && run(c, out, ldo, q, ldq, k, ldk, v, ldv, N, Tq, Tk, H, hd)) c->failed = 1;
     pthread_mutex_unlock(&c->lock);
 }

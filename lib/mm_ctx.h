@@ -1,6 +1,7 @@
-/* mm_ctx.h - what the bf16 products (mm_dnnl.c) and the bf16 attention
- * (mm_attention.c) share: the context and a few helpers.  Private to the
- * two files; the rest of vgpt sees mm.h. */
+/* mm_ctx.h - what the bf16 products share: oneDNN's (mm_dnnl.c, and the
+ * attention, mm_attention.c) and vgpt's own where oneDNN has none
+ * (mm_own.c): the context, the weight and a few helpers.  Private to those
+ * files; the rest of vgpt sees mm.h. */
 #ifndef VGPT_MM_CTX_H
 #define VGPT_MM_CTX_H
 
@@ -21,10 +22,12 @@ typedef struct vgpt_mm_att_shape {
 } vgpt_mm_att_shape;
 
 struct vgpt_mm_ctx {
+    int own; /* the products run on vgpt's kernels (mm_own.c): oneDNN has no bf16 matmul here */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     pthread_mutex_t lock;
-    vgpt_buf rows;               /* a product's input rows in bf16 */
+    vgpt_buf rows;               /* a product's input rows in bf16 (own: rounded, in fp32) */
+    vgpt_buf wide;               /* own: a slice of a weight widened for sgemm */
     vgpt_buf q, k, v, p, scores; /* attention's operands */
     vgpt_mm_att_shape att[VGPT_MM_ATT_SHAPES];
     unsigned long tick;
@@ -34,6 +37,32 @@ struct vgpt_mm_ctx {
     void (*release)(void *arg, const float *p, size_t n); /* vgpt_mm_ctx_set_release */
     void *release_arg;
 };
+
+#define MM_SHAPES 8 /* primitives kept per weight */
+
+typedef struct mm_shape {
+    int M, flags;
+    unsigned long used;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst;
+} mm_shape;
+
+struct vgpt_mm {
+    vgpt_mm_ctx *c;
+    int C, OC;
+    vgpt_packed own;        /* c->own: the weight as bf16 panels; else: */
+    dnnl_memory_desc_t wmd; /* the bf16 weight's layout */
+    dnnl_memory_t wmem, bmem;
+    float *bias;
+    unsigned long tick;
+    mm_shape shapes[MM_SHAPES];
+};
+
+/* mm_own.c: the same calls as mm.h's, on vgpt's kernels. */
+int vgpt_mm_own_setup(vgpt_mm *w, int n, const float *const *src, const float *const *b, const int *rows);
+int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags);
+int vgpt_mm_own_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                          const float *v, int ldv, int N, int Tq, int Tk, int H, int hd);
 
 void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag);
 /* Round to nearest even, as PyTorch and oneDNN convert; a NaN stays NaN. */

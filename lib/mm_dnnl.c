@@ -18,26 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern.h"
 #include "mm_ctx.h"
-
-#define MM_SHAPES 8 /* primitives kept per weight */
-
-typedef struct mm_shape {
-    int M, flags;
-    unsigned long used;
-    dnnl_primitive_t prim;
-    dnnl_memory_t src, dst;
-} mm_shape;
-
-struct vgpt_mm {
-    vgpt_mm_ctx *c;
-    int C, OC;
-    dnnl_memory_desc_t wmd; /* the bf16 weight's layout */
-    dnnl_memory_t wmem, bmem;
-    float *bias;
-    unsigned long tick;
-    mm_shape shapes[MM_SHAPES];
-};
 
 void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag) {
     dnnl_dims_t dims = {d0, d1};
@@ -82,13 +64,15 @@ int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err) {
         vgpt_mm_ctx_free(c);
         return vgpt_err_set(err, "bf16: cannot start oneDNN's CPU engine");
     }
-    /* Probe one product: oneDNN 2.x has no bf16 matmul below AVX-512. */
+    /* Probe one product: oneDNN 2.x has no bf16 matmul below AVX-512, and
+     * VGPT_ISA below avx512 (kern.h) keeps it out too, so that tests prove
+     * vgpt's own bf16 products on any host. */
     dnnl_primitive_desc_t pd;
-    if (matmul_pd(&pd, c, 16, 64, 64, 0, NULL)) {
-        vgpt_mm_ctx_free(c);
-        *out = NULL;
-        return vgpt_err_set(err, "--precision bf16: oneDNN has no bf16 matrix product for this CPU (it needs AVX-512; "
-                                 "AMX or AVX512-BF16 make it fast); use --precision fp32");
+    const vgpt_kernels *k = vgpt_kernels_get();
+    if (strcmp(k->name, "avx512") || matmul_pd(&pd, c, 16, 64, 64, 0, NULL)) {
+        c->own = 1;
+        snprintf(c->isa, sizeof c->isa, "vgpt:%s+sgemm", k->name);
+        return 0;
     }
     dnnl_primitive_desc_destroy(pd);
     return 0;
@@ -194,15 +178,22 @@ static int setup_weight(vgpt_mm *w, const float *src) {
     return reorder_weights(w, src);
 }
 
+/* The oneDNN form: the stacked fp32 weight reordered into w->wmem. */
+static int dnnl_weight(vgpt_mm *m, int n, const float *const *w, const int *rows) {
+    int owned;
+    float *src = stack_weights(m->C, n, w, rows, m->OC, &owned);
+    int rc = src ? setup_weight(m, src) : -1;
+    if (owned) free(src);
+    return rc;
+}
+
 vgpt_mm *vgpt_mm_new(vgpt_mm_ctx *c, int C, int n, const float *const *w, const float *const *b,
                      const int *rows, vgpt_err *err) {
-    int OC = 0, owned;
+    int OC = 0;
     for (int i = 0; i < n; i++) OC += rows[i];
     vgpt_mm *m = calloc(1, sizeof *m);
-    float *src = m ? stack_weights(C, n, w, rows, OC, &owned) : NULL;
     if (m) *m = (vgpt_mm){.c = c, .C = C, .OC = OC, .bias = calloc(OC, sizeof(float))};
-    if (!m || !src || !m->bias) {
-        if (m && owned) free(src);
+    if (!m || !m->bias) {
         vgpt_mm_free(m);
         vgpt_err_set(err, "bf16: out of memory for a (%d,%d) weight", OC, C);
         return NULL;
@@ -210,12 +201,13 @@ vgpt_mm *vgpt_mm_new(vgpt_mm_ctx *c, int C, int n, const float *const *w, const 
     for (int i = 0, o = 0; b && i < n; o += rows[i++])
         if (b[i]) memcpy(m->bias + o, b[i], (size_t)rows[i] * sizeof(float));
     pthread_mutex_lock(&c->lock);
-    int rc = setup_weight(m, src);
+    int rc = c->own ? vgpt_mm_own_setup(m, n, w, b, rows) : dnnl_weight(m, n, w, rows);
     pthread_mutex_unlock(&c->lock);
-    if (owned) free(src);
     if (rc) {
         vgpt_mm_free(m);
-        vgpt_err_set(err, "bf16: oneDNN cannot convert a (%d,%d) weight (out of memory?)", OC, C);
+        vgpt_err_set(err, c->own ? "bf16: out of memory for a (%d,%d) weight"
+                                 : "bf16: oneDNN cannot convert a (%d,%d) weight (out of memory?)",
+                     OC, C);
         return NULL;
     }
     return m;
@@ -233,6 +225,7 @@ void vgpt_mm_free(vgpt_mm *w) {
     for (int i = 0; i < MM_SHAPES; i++) shape_clear(&w->shapes[i]);
     if (w->wmem) dnnl_memory_destroy(w->wmem);
     if (w->bmem) dnnl_memory_destroy(w->bmem);
+    vgpt_packed_free(&w->own);
     free(w->bias);
     free(w);
 }
@@ -313,6 +306,7 @@ void vgpt_mm_run(const vgpt_mm *cw, float *out, const float *inp, int M, int fla
     vgpt_mm *w = (vgpt_mm *)cw; /* its primitive cache changes; the weight does not */
     if (M <= 0) return;
     pthread_mutex_lock(&w->c->lock);
-    if (!w->c->failed && run_locked(w, out, inp, M, flags)) w->c->failed = 1;
+    if (!w->c->failed && (w->c->own ? vgpt_mm_own_run(w, out, inp, M, flags) : run_locked(w, out, inp, M, flags)))
+        w->c->failed = 1;
     pthread_mutex_unlock(&w->c->lock);
 }

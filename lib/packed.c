@@ -15,6 +15,7 @@
 #include "packed.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,55 @@ int vgpt_pack_narrow(vgpt_packed *w) {
     return 1;
 }
 
+int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows,
+                   void (*done)(void *arg, int o), void *arg) {
+    // w[i] is (rows[i],C); dst->h is (n_panels, strips, C, strip) bf16, zero past OC
+    int OC = 0;
+    for (int i = 0; i < n; i++) OC += rows[i];
+    int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
+    size_t bytes = (size_t)n_panels * C * VGPT_PANEL * sizeof(uint16_t);
+    *dst = (vgpt_packed){.h = aligned_alloc(64, (bytes + 63) / 64 * 64), .h_bf16 = 1, .C = C, .OC = OC};
+    if (b) dst->bias = malloc((size_t)OC * sizeof(float));
+    if (!dst->h || (b && !dst->bias)) {
+        vgpt_packed_free(dst);
+        return -1;
+    }
+    for (int i = 0, o = 0; b && i < n; o += rows[i++])
+        for (int r = 0; r < rows[i]; r++) dst->bias[o + r] = b[i] ? b[i][r] : 0.0f;
+    int strip = vgpt_kernels_get()->strip;
+    for (int pn = 0; pn < n_panels; pn++) {
+        uint16_t *panel = dst->h + (size_t)pn * C * VGPT_PANEL;
+        for (int j = 0; j < VGPT_PANEL; j++) {
+            const float *row = stacked_row(n, w, rows, pn * VGPT_PANEL + j, C);
+            for (int k = 0; k < C; k++) panel[panel_at(C, strip, j, k)] = row ? vgpt_float_to_bf16(row[k]) : 0;
+        }
+        /* every 64 panels (3072 rows): the head's source goes in slices */
+        if (done && ((pn + 1) % 64 == 0 || pn + 1 == n_panels))
+            done(arg, (pn + 1) * VGPT_PANEL < OC ? (pn + 1) * VGPT_PANEL : OC);
+    }
+    return 0;
+}
+
+/* Built three times (no -march in the build), so that the inner loop is
+ * vectorised for the host. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+vgpt_packed_widen(const vgpt_packed *w, int pn, float *dst, int ld) {
+    // the panel is (strips, C, strip); dst is (C, VGPT_PANEL) with row stride ld
+    int C = w->C, strip = vgpt_kernels_get()->strip;
+    size_t base = (size_t)pn * C * VGPT_PANEL;
+    for (int s = 0; s < VGPT_PANEL / strip; s++)
+        for (int k = 0; k < C; k++) {
+            size_t at = base + ((size_t)s * C + k) * strip;
+            float *d = dst + (size_t)k * ld + s * strip;
+            if (!w->h)
+                for (int j = 0; j < strip; j++) d[j] = w->p[at + j];
+            else if (w->h_bf16)
+                for (int j = 0; j < strip; j++) d[j] = vgpt_bits_to_float((uint32_t)w->h[at + j] << 16);
+            else
+                for (int j = 0; j < strip; j++) d[j] = vgpt_half_to_float(w->h[at + j]);
+        }
+}
+
 void vgpt_packed_free(vgpt_packed *w) {
     free(w->p);
     free(w->h);
@@ -140,6 +190,11 @@ static void packed_part(void *arg, int part, int n_parts) {
         j->k->panels(&j->p, lo, lo + chunk < n_panels ? lo + chunk : n_panels);
 }
 
+/* ~10 us of work: not worth waking anyone. */
+static int small(const vgpt_packed *w, int M) {
+    return (size_t)M * w->C * w->OC < (1u << 18);
+}
+
 void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, vgpt_pool *pool) {
     // inp is (M,C), w packs (OC,C), out is (M,OC)
     if (w->mm) {
@@ -147,6 +202,16 @@ void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int 
         return;
     }
     packed_job j = {{out, inp, w, M, flags}, vgpt_kernels_get(), 0};
-    if ((size_t)M * w->C * w->OC < (1u << 18)) pool = NULL; /* ~10 us of work: not worth waking anyone */
+    if (small(w, M)) pool = NULL;
     vgpt_pool_run(pool, packed_part, &j);
+}
+
+void vgpt_linear_packed_omp(float *out, const float *inp, const vgpt_packed *w, int M, int flags) {
+    packed_job j = {{out, inp, w, M, flags}, vgpt_kernels_get(), 0};
+    if (small(w, M)) {
+        packed_part(&j, 0, 1);
+        return;
+    }
+#pragma omp parallel
+    packed_part(&j, omp_get_thread_num(), omp_get_num_threads());
 }

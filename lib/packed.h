@@ -15,7 +15,8 @@ struct vgpt_mm;
  * with its bias (OC) or NULL; or, with --precision bf16, mm (mm.h) alone. */
 typedef struct vgpt_packed {
     float *p, *bias;
-    uint16_t *h; /* instead of p: the same panels in fp16 (vgpt_pack_narrow) */
+    uint16_t *h; /* instead of p: the same panels in fp16 (vgpt_pack_narrow), or */
+    int h_bf16;  /* in bf16 (vgpt_pack_bf16) */
     int C, OC;
     struct vgpt_mm *mm;
 } vgpt_packed;
@@ -33,6 +34,15 @@ int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC
  * them again as they stream them, so every result is bit for bit the same,
  * from half the bytes.  1 narrowed, 0 left as it was, -1 out of memory. */
 int vgpt_pack_narrow(vgpt_packed *w);
+/* As vgpt_pack, straight into bf16 panels (round to nearest even), for the
+ * bf16 products of hosts where oneDNN has none (mm_own.c); done(arg, o) is
+ * told, now and then, that rows 0..o-1 of the stacked weight are packed
+ * (their source pages may go).  -1 when out of memory. */
+int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows,
+                   void (*done)(void *arg, int o), void *arg);
+/* dst (C, VGPT_PANEL), row stride ld = panel pn of W^T widened exactly
+ * (columns past OC zero): W^T in slices of whole panels, for sgemm. */
+void vgpt_packed_widen(const vgpt_packed *w, int pn, float *dst, int ld);
 void vgpt_packed_free(vgpt_packed *w);
 
 enum {
@@ -43,5 +53,8 @@ enum {
 /* out (M,OC) = inp (M,C) @ W^T + bias, any M, then what flags ask for.
  * Split across the pool's threads. */
 void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, struct vgpt_pool *pool);
+/* The same on OpenMP's threads (vgpt_set_threads), as oneDNN's products
+ * run: the bf16 products of mm_own.c, which know no pool.  w->mm unused. */
+void vgpt_linear_packed_omp(float *out, const float *inp, const vgpt_packed *w, int M, int flags);
 
 #endif
