@@ -71,7 +71,7 @@ int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err) {
     const vgpt_kernels *k = vgpt_kernels_get();
     if (strcmp(k->name, "avx512") || matmul_pd(&pd, c, 16, 64, 64, 0, NULL)) {
         c->own = 1;
-        snprintf(c->isa, sizeof c->isa, "vgpt:%s+sgemm", k->name);
+        snprintf(c->isa, sizeof c->isa, "vgpt:%s", k->name); /* mm_own.c */
         return 0;
     }
     dnnl_primitive_desc_destroy(pd);

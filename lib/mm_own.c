@@ -4,13 +4,15 @@
  *
  * The arithmetic is the same as oneDNN's: both operands rounded to bf16,
  * their products (exact in fp32: 8-bit by 8-bit significands) summed in
- * fp32.  These CPUs have no bf16 instruction, so a bf16 weight is widened
- * as it is used: by the packed kernels as they stream its bf16 panels (a
- * decoding step's few rows: half the bytes of fp32, and the step is bound
- * by memory), or slice by slice into a scratch matrix for OpenBLAS's
- * sgemm (the encoder's hundreds of rows: bound by arithmetic, where the
- * slice's widening costs little beside the product).  The weight is held
- * once, as bf16: half the memory of fp32, as with oneDNN. */
+ * fp32.  These CPUs have no bf16 instruction, so a bf16 weight is held
+ * once, as bf16 panels (packed.h: half the memory of fp32, as with
+ * oneDNN), and widened by the packed kernels as they stream it: a decoding
+ * step's few rows read half the bytes of fp32 (the step is bound by
+ * memory), and the encoder's hundreds of rows, taken a few hundred at a
+ * time, run as fast as OpenBLAS's sgemm on the fp32 weight (Zen 3).  A
+ * first version widened slices of the weight for sgemm: slower up to 4
+ * images (the widening's threads and OpenBLAS's shared the cores), and
+ * its results then depended on the batch; the packed kernels' do not. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -20,12 +22,6 @@
 #include "half.h"
 #include "kernels.h"
 #include "mm_ctx.h"
-
-/* From this many rows up a product goes to sgemm (Zen 3: the 64 latents of
- * the resampler and cross K/V already run at sgemm speed there). */
-#define OWN_SGEMM_ROWS 64
-/* Panels widened per sgemm call: 1008 columns, 3 MB of fp32 at C = 768. */
-#define OWN_SLICE_PANELS 21
 
 typedef struct own_release {
     vgpt_mm_ctx *c;
@@ -74,41 +70,11 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
     for (long r = 0; r < (long)rows; r++) round_run(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)cols);
 }
 
-/* Columns o0..o0+n-1 of out (M, OC) = x @ those columns of W^T (wide,
- * (C, n) with row stride ld), plus the bias, then the flags; accumulate
- * adds to out as it was, the bias once, as the packed kernels do. */
-static void sgemm_slice(const vgpt_mm *w, float *out, const float *x, const float *wide, int ld, int M, int o0, int n,
-                        int flags) {
-    float beta = flags & VGPT_ACCUMULATE ? 1.0f : 0.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, w->C, 1.0f, x, w->C, wide, ld, beta, out + o0, w->OC);
-    for (int m = 0; m < M; m++) {
-        float *o = out + (size_t)m * w->OC + o0;
-        if (w->own.bias)
-            for (int i = 0; i < n; i++) o[i] += w->own.bias[o0 + i];
-        if (flags & VGPT_GELU_TANH) vgpt_gelu_tanh(o, (size_t)n);
-    }
-}
-
-static int sgemm_run(vgpt_mm *w, float *out, const float *x, int M, int flags) {
-    int n_panels = (w->OC + VGPT_PANEL - 1) / VGPT_PANEL;
-    int slice = n_panels < OWN_SLICE_PANELS ? n_panels : OWN_SLICE_PANELS, ld = slice * VGPT_PANEL;
-    float *wide = vgpt_buf_get(&w->c->wide, (size_t)w->C * ld);
-    if (!wide) return vgpt_err_set(&w->c->first, "bf16: out of memory widening a (%d,%d) weight", w->OC, w->C);
-    for (int pn0 = 0; pn0 < n_panels; pn0 += slice) {
-        int np = n_panels - pn0 < slice ? n_panels - pn0 : slice, o0 = pn0 * VGPT_PANEL;
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < np; i++) vgpt_packed_widen(&w->own, pn0 + i, wide + i * VGPT_PANEL, ld);
-        sgemm_slice(w, out, x, wide, ld, M, o0, w->OC - o0 < np * VGPT_PANEL ? w->OC - o0 : np * VGPT_PANEL, flags);
-    }
-    return 0;
-}
-
 int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags) {
     // inp is (M,C), w->own packs (OC,C) in bf16, out is (M,OC)
     float *x = vgpt_buf_get(&w->c->rows, (size_t)M * w->C);
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
     round_rows(x, w->C, inp, w->C, (size_t)M, w->C);
-    if (M >= OWN_SGEMM_ROWS) return sgemm_run(w, out, x, M, flags);
     vgpt_linear_packed_omp(out, x, &w->own, M, flags);
     return 0;
 }

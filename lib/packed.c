@@ -136,26 +136,6 @@ int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const 
     return 0;
 }
 
-/* Built three times (no -march in the build), so that the inner loop is
- * vectorised for the host. */
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
-vgpt_packed_widen(const vgpt_packed *w, int pn, float *dst, int ld) {
-    // the panel is (strips, C, strip); dst is (C, VGPT_PANEL) with row stride ld
-    int C = w->C, strip = vgpt_kernels_get()->strip;
-    size_t base = (size_t)pn * C * VGPT_PANEL;
-    for (int s = 0; s < VGPT_PANEL / strip; s++)
-        for (int k = 0; k < C; k++) {
-            size_t at = base + ((size_t)s * C + k) * strip;
-            float *d = dst + (size_t)k * ld + s * strip;
-            if (!w->h)
-                for (int j = 0; j < strip; j++) d[j] = w->p[at + j];
-            else if (w->h_bf16)
-                for (int j = 0; j < strip; j++) d[j] = vgpt_bits_to_float((uint32_t)w->h[at + j] << 16);
-            else
-                for (int j = 0; j < strip; j++) d[j] = vgpt_half_to_float(w->h[at + j]);
-        }
-}
-
 void vgpt_packed_free(vgpt_packed *w) {
     free(w->p);
     free(w->h);
@@ -206,12 +186,21 @@ void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int 
     vgpt_pool_run(pool, packed_part, &j);
 }
 
+/* Rows per pass over the weight: a pass reads all its rows' inputs once
+ * per strip, so they must stay in cache (Zen 3, ViT-B/16, 16 images: all
+ * 3152 rows in one pass 0.345 s/image, 384 at a time 0.248, as fp32's
+ * sgemm; 96 at a time 0.297, the weight streamed too often). */
+#define PASS_ROWS 384
+
 void vgpt_linear_packed_omp(float *out, const float *inp, const vgpt_packed *w, int M, int flags) {
-    packed_job j = {{out, inp, w, M, flags}, vgpt_kernels_get(), 0};
-    if (small(w, M)) {
-        packed_part(&j, 0, 1);
-        return;
-    }
+    for (int m0 = 0; m0 < M; m0 += PASS_ROWS) {
+        int rows = M - m0 < PASS_ROWS ? M - m0 : PASS_ROWS;
+        packed_job j = {{out + (size_t)m0 * w->OC, inp + (size_t)m0 * w->C, w, rows, flags}, vgpt_kernels_get(), 0};
+        if (small(w, rows)) {
+            packed_part(&j, 0, 1);
+            continue;
+        }
 #pragma omp parallel
-    packed_part(&j, omp_get_thread_num(), omp_get_num_threads());
+        packed_part(&j, omp_get_thread_num(), omp_get_num_threads());
+    }
 }

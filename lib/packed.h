@@ -40,9 +40,6 @@ int vgpt_pack_narrow(vgpt_packed *w);
  * (their source pages may go).  -1 when out of memory. */
 int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows,
                    void (*done)(void *arg, int o), void *arg);
-/* dst (C, VGPT_PANEL), row stride ld = panel pn of W^T widened exactly
- * (columns past OC zero): W^T in slices of whole panels, for sgemm. */
-void vgpt_packed_widen(const vgpt_packed *w, int pn, float *dst, int ld);
 void vgpt_packed_free(vgpt_packed *w);
 
 enum {

@@ -1,5 +1,6 @@
 /* test_kernels.c - the math kernels against straightforward double-precision
- * definitions (LayerNorm, both GELUs, softmax, masked attention, linear). */
+ * definitions (LayerNorm, both GELUs, softmax, masked attention, linear,
+ * the packed products from fp32 / fp16 / bf16 panels, the bf16 products). */
 #include <math.h>
 #include <string.h>
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include "check.h"
 #include "kernels.h"
 #include "half.h"
+#include "mm.h"
 #include "packed.h"
 #include "pool.h"
 
@@ -233,6 +235,101 @@ static void test_packed_half(check_state *st, uint64_t *s, vgpt_pool *pool) {
     vgpt_packed_free(&p32);
 }
 
+/* vgpt_pack_bf16's done(): rows packed so far, never decreasing. */
+typedef struct done_log {
+    int calls, last, monotone;
+} done_log;
+
+static void on_done(void *arg, int o) {
+    done_log *d = arg;
+    d->monotone &= o > d->last;
+    d->last = o, d->calls++;
+}
+
+static float bf16_round(float x) {
+    return vgpt_bf16_to_float(vgpt_float_to_bf16(x));
+}
+
+/* bf16 panels give bit for bit the products of fp32 panels holding the
+ * rounded weights, for 1..17 rows and, on OpenMP's threads, for more rows
+ * than one pass over the weight takes. */
+static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
+    enum { C = 70, OC = 3300, MAXM = 17, BIGM = 400 };
+    float *w = malloc(sizeof(float) * OC * C), *wr = malloc(sizeof(float) * OC * C), b[OC];
+    float *x = malloc(sizeof(float) * BIGM * C), *y32 = malloc(sizeof(float) * BIGM * OC), *ybf = malloc(sizeof(float) * BIGM * OC);
+    fill(w, OC * C, s, 1.0f);
+    fill(b, OC, s, 1.0f);
+    fill(x, BIGM * C, s, 1.0f);
+    for (int i = 0; i < OC * C; i++) wr[i] = bf16_round(w[i]);
+    const float *ws[2] = {w, w + 100 * C}, *wrs[2] = {wr, wr + 100 * C}, *bs[2] = {b, b + 100};
+    int rows[2] = {100, OC - 100};
+    vgpt_packed p32, pbf;
+    done_log d = {0, 0, 1};
+    int ok = vgpt_pack(&p32, C, 2, wrs, bs, rows) == 0 && vgpt_pack_bf16(&pbf, C, 2, ws, bs, rows, on_done, &d) == 0;
+    CHECK(st, ok && pbf.h && pbf.h_bf16 && !pbf.p, "a weight packs straight into bf16 panels");
+    if (!ok) return;
+    CHECK(st, d.calls >= 2 && d.monotone && d.last == OC, "packing tells its progress in slices (%d calls, last %d of %d)",
+          d.calls, d.last, OC);
+    int same = 1;
+    for (int M = 1; M <= MAXM; M++) {
+        vgpt_linear_packed(y32, x, &p32, M, VGPT_GELU_TANH, pool);
+        vgpt_linear_packed(ybf, x, &pbf, M, VGPT_GELU_TANH, pool);
+        same &= !memcmp(y32, ybf, (size_t)M * OC * sizeof(float));
+    }
+    CHECK(st, same, "packed linear from bf16 panels is bit-identical to fp32 panels of the rounded weights (1..%d rows)", MAXM);
+    vgpt_set_threads(2);
+    vgpt_linear_packed(y32, x, &p32, BIGM, 0, pool);
+    vgpt_linear_packed_omp(ybf, x, &pbf, BIGM, 0);
+    vgpt_set_threads(1);
+    CHECK(st, !memcmp(y32, ybf, (size_t)BIGM * OC * sizeof(float)),
+          "%d rows on OpenMP's threads, in passes, give the pool's one-pass sums bit for bit", BIGM);
+    vgpt_packed_free(&p32);
+    vgpt_packed_free(&pbf);
+    free(w), free(wr), free(x), free(y32), free(ybf);
+}
+
+/* The bf16 products (mm.h: oneDNN's, or vgpt's own where oneDNN has none)
+ * against double sums of the rounded operands: only the order of the fp32
+ * sums differs. */
+static void test_mm_bf16(check_state *st, uint64_t *s) {
+    enum { M = 37, C = 96, OC = 130 };
+    static float w[OC * C], b[OC], x[M * C], y[M * OC], y0[M * OC];
+    fill(w, OC * C, s, 1.0f);
+    fill(b, OC, s, 1.0f);
+    fill(x, M * C, s, 1.0f);
+    fill(y0, M * OC, s, 1.0f);
+    vgpt_err err;
+    vgpt_mm_ctx *c = NULL;
+    CHECK(st, vgpt_mm_ctx_new(&c, &err) == 0, "bf16 products start on this CPU (%s)", c ? vgpt_mm_isa(c) : err.msg);
+    if (!c) return;
+    const float *ws[1] = {w}, *bs[1] = {b};
+    int rows[1] = {OC};
+    vgpt_mm *m = vgpt_mm_new(c, C, 1, ws, bs, rows, &err);
+    CHECK(st, m != NULL, "a (%d,%d) weight converts to bf16", OC, C);
+    if (!m) {
+        vgpt_mm_ctx_free(c);
+        return;
+    }
+    memcpy(y, y0, sizeof y);
+    vgpt_mm_run(m, y, x, M, VGPT_ACCUMULATE);
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int o = 0; o < OC; o++) {
+            double want = y0[i * OC + o] + b[o], scale = fabs(b[o]);
+            for (int k = 0; k < C; k++) {
+                double t = (double)bf16_round(x[i * C + k]) * bf16_round(w[o * C + k]);
+                want += t, scale += fabs(t);
+            }
+            double e = fabs(y[i * OC + o] - want) / (scale + fabs(y0[i * OC + o]));
+            worst = e > worst ? e : worst;
+        }
+    CHECK(st, vgpt_mm_ctx_check(c, &err) == 0 && worst < 1e-6,
+          "bf16 product = rounded x @ rounded W^T + b, summed in fp32 (%s: worst err %.2g of the terms' size)",
+          vgpt_mm_isa(c), worst);
+    vgpt_mm_free(m);
+    vgpt_mm_ctx_free(c);
+}
+
 static void test_softmax(check_state *st) {
     float x[6] = {5.0f, 5.0f, 5.0f, 1000.0f, 1001.0f, 999.0f};
     vgpt_softmax_rows(x, 2, 3, 1); /* row 0 sees 2 entries, row 1 all 3 */
@@ -254,6 +351,8 @@ int main(void) {
     vgpt_pool *pool = vgpt_pool_new(2);
     test_packed(&st, &s, pool);
     test_packed_half(&st, &s, pool);
+    test_packed_bf16(&st, &s, pool);
     vgpt_pool_free(pool);
+    test_mm_bf16(&st, &s);
     return check_exit(&st);
 }
