@@ -1,5 +1,5 @@
 /* linear.h - a bound Linear layer applied in whichever form its weight is
- * held: fp32 (OpenBLAS, kernels.h) or bf16 (oneDNN, mm.h). */
+ * held: fp32 (OpenBLAS, kernels.h) or bf16 (mm.h). */
 #ifndef VGPT_LINEAR_H
 #define VGPT_LINEAR_H
 

@@ -1,12 +1,13 @@
-/* mm.h - bf16 matrix products through oneDNN (--precision bf16).
+/* mm.h - bf16 matrix products (--precision bf16).
  *
  * A weight is converted once, at load, from the checkpoint's fp32 (OC,C)
- * into bf16 in the layout oneDNN's matmul prefers on this CPU (AMX tiles,
- * AVX512-BF16 pairs), and held only in that form.  Each product widens
- * nothing: the fp32 input rows are rounded to bf16, multiplied with fp32
+ * into bf16 and held only in that form: on AVX-512 hosts in the layout
+ * oneDNN's matmul prefers on this CPU (AMX tiles, AVX512-BF16 pairs; oneDNN
+ * picks the instruction set at run time), below AVX-512, where oneDNN 2.6
+ * has no bf16 matmul, as bf16 panels for vgpt's own kernels (mm_own.c).
+ * Either way the fp32 input rows are rounded to bf16, multiplied with fp32
  * accumulation, and the fp32 result gets the bias, the residual sum and
- * GELU in fp32.  oneDNN picks the instruction set at run time, so one
- * binary serves every host. */
+ * GELU in fp32: one binary, the same arithmetic on every host. */
 #ifndef VGPT_MM_H
 #define VGPT_MM_H
 
@@ -16,11 +17,15 @@
 #include "packed.h"
 #include "precision.h"
 
+struct vgpt_pool;
+
 /* The oneDNN engine, stream and scratch one model's products share. */
 typedef struct vgpt_mm_ctx vgpt_mm_ctx;
 typedef struct vgpt_mm vgpt_mm;
 
-/* Fails (naming the CPU's limit) when oneDNN has no bf16 matmul here. */
+/* Fails only when oneDNN cannot start or memory runs out: without oneDNN's
+ * bf16 matmul (below AVX-512, or VGPT_ISA below avx512, kern.h) the
+ * products are vgpt's own. */
 int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err);
 void vgpt_mm_ctx_free(vgpt_mm_ctx *c);
 /* release(arg, p, n) is told when n fp32 source values at p have been
@@ -28,7 +33,8 @@ void vgpt_mm_ctx_free(vgpt_mm_ctx *c);
  * be handed back before the rest is read. */
 void vgpt_mm_ctx_set_release(vgpt_mm_ctx *c, void (*release)(void *arg, const float *p, size_t n), void *arg);
 /* The implementation oneDNN chose for the products so far, e.g.
- * "brg:avx512_core_amx_bf16" ("none" before the first). */
+ * "brg:avx512_core_amx_bf16" ("none" before the first), or "vgpt:avx2"
+ * (vgpt's own, on those kernels). */
 const char *vgpt_mm_isa(const vgpt_mm_ctx *c);
 
 /* A bf16 copy of n fp32 weights w[i] (rows[i], C) stacked into one
@@ -43,6 +49,10 @@ void vgpt_mm_free(vgpt_mm *w);
  * for vgpt_mm_ctx_check: the layers above stay void, their callers check
  * once per forward pass. */
 void vgpt_mm_run(const vgpt_mm *w, float *out, const float *inp, int M, int flags);
+/* The same, where the caller has a pool (the decoder, packed.c): vgpt's own
+ * products split across it, as fp32's are, instead of OpenMP's threads
+ * (oneDNN's products ignore it). */
+void vgpt_mm_run_pool(const vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool);
 /* For each of N sequences n: out_n (Tq, H*hd) = softmax(q_n k_n^T /
  * sqrt(hd)) v_n, heads side by side in columns, no mask; q_n = q +
  * n*Tq*ldq, k_n = k + n*Tk*ldk, v_n = v + n*Tk*ldv, out_n = out +

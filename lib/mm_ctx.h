@@ -59,7 +59,7 @@ struct vgpt_mm {
 
 /* mm_own.c: the same calls as mm.h's, on vgpt's kernels. */
 int vgpt_mm_own_setup(vgpt_mm *w, int n, const float *const *src, const float *const *b, const int *rows);
-int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags);
+int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool);
 int vgpt_mm_own_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int N, int Tq, int Tk, int H, int hd);
 

@@ -302,11 +302,15 @@ static int run_locked(vgpt_mm *w, float *out, const float *inp, int M, int flags
     return 0;
 }
 
-void vgpt_mm_run(const vgpt_mm *cw, float *out, const float *inp, int M, int flags) {
+void vgpt_mm_run_pool(const vgpt_mm *cw, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool) {
     vgpt_mm *w = (vgpt_mm *)cw; /* its primitive cache changes; the weight does not */
     if (M <= 0) return;
     pthread_mutex_lock(&w->c->lock);
-    if (!w->c->failed && (w->c->own ? vgpt_mm_own_run(w, out, inp, M, flags) : run_locked(w, out, inp, M, flags)))
+    if (!w->c->failed && (w->c->own ? vgpt_mm_own_run(w, out, inp, M, flags, pool) : run_locked(w, out, inp, M, flags)))
         w->c->failed = 1;
     pthread_mutex_unlock(&w->c->lock);
+}
+
+void vgpt_mm_run(const vgpt_mm *w, float *out, const float *inp, int M, int flags) {
+    vgpt_mm_run_pool(w, out, inp, M, flags, NULL);
 }

@@ -70,12 +70,13 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
     for (long r = 0; r < (long)rows; r++) round_run(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)cols);
 }
 
-int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags) {
+int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool) {
     // inp is (M,C), w->own packs (OC,C) in bf16, out is (M,OC)
     float *x = vgpt_buf_get(&w->c->rows, (size_t)M * w->C);
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
     round_rows(x, w->C, inp, w->C, (size_t)M, w->C);
-    vgpt_linear_packed_omp(out, x, &w->own, M, flags);
+    if (pool) vgpt_linear_packed(out, x, &w->own, M, flags, pool);
+    else vgpt_linear_packed_omp(out, x, &w->own, M, flags);
     return 0;
 }
 

@@ -87,7 +87,7 @@ typedef struct vgpt_model {
     int tied;           /* out_head shares tok_emb's storage */
     float mean[3], std[3]; /* pixel normalisation: the family's, or the model folder's preprocessor_config.json */
     vgpt_precision precision; /* of the matrix products (mm.h) */
-    vgpt_mm_ctx *mm_ctx;      /* bf16: oneDNN's engine, NULL in fp32 */
+    vgpt_mm_ctx *mm_ctx;      /* bf16: the products' context (mm.h), NULL in fp32 */
     char fingerprint[17]; /* hex digest of tensor names, shapes and sampled bytes */
     void **owned;       /* widened fp16/bf16 copies */
     int n_owned, cap_owned;
@@ -128,7 +128,7 @@ int vgpt_model_to_bf16(vgpt_model *m, int parts, vgpt_err *err);
 void vgpt_model_free_bf16(vgpt_model *m);
 
 /* model_pack.c: the packed_* weights of the decoder (called by load / free).
- * In bf16 the packed form is a oneDNN weight (packed.mm).  The weights
+ * In bf16 the packed form is a bf16 weight (packed.mm, mm.h).  The weights
  * packed are then dropped (tok_emb, which the head may share, stays
  * readable). */
 int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err);

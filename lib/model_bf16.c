@@ -1,6 +1,6 @@
 /* model_bf16.c - --precision bf16: every Linear of the encoder (and the
  * decoder's cross-attention K/V projections, which run once per image) is
- * converted into a oneDNN bf16 weight at load, and its fp32 form dropped,
+ * converted into a bf16 weight (mm.h) at load, and its fp32 form dropped,
  * so the process holds each weight once, in half the bytes.  The decoder's
  * per-step weights are converted where they are packed (model_pack.c). */
 #include "model.h"

@@ -7,7 +7,8 @@
  * VGPT_PANEL): a step then streams each panel once, broadcasts one input
  * value per row and k, and multiplies it into three full vectors of outputs
  * (the loops themselves are per instruction set: kern.h).  With
- * --precision bf16 the weight is a oneDNN one instead (mm.h).
+ * --precision bf16 the weight is a bf16 one instead (mm.h), whose products
+ * run on these kernels too where oneDNN has none (bf16 panels, mm_own.c).
  *
  * Every output is one sequential sum over k, whatever M is and however the
  * rows are grouped, so a caption's logits do not depend on which other
@@ -178,7 +179,7 @@ static int small(const vgpt_packed *w, int M) {
 void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, vgpt_pool *pool) {
     // inp is (M,C), w packs (OC,C), out is (M,OC)
     if (w->mm) {
-        vgpt_mm_run(w->mm, out, inp, M, flags);
+        vgpt_mm_run_pool(w->mm, out, inp, M, flags, pool);
         return;
     }
     packed_job j = {{out, inp, w, M, flags}, vgpt_kernels_get(), 0};

@@ -1,5 +1,5 @@
 /* precision.h - the precision of the matrix products (--precision): fp32
- * (exact, as the reference) or bf16 (oneDNN, mm.h).  Its own header: the
+ * (exact, as the reference) or bf16 (mm.h).  Its own header: the
  * token cache and the option parsers name it without pulling in oneDNN. */
 #ifndef VGPT_PRECISION_H
 #define VGPT_PRECISION_H

@@ -101,6 +101,7 @@ cli_oracle() {
             --model "$d/model" < "$tmp/list" > "$tmp/beam.jsonl" 2>>"$tmp/cli.err"
         $py "$root/tests/ref/greedy_check.py" "$d/run-img" "$tmp/greedy.jsonl" "$name ${mode:-pipeline}"
         beam_check "$d/run-img" "$tmp/beam.jsonl" "$name ${mode:-pipeline}: default decoding = the folder's generate()"
+        [ -s "$tmp/beam.jsonl" ] || tail -n 5 "$tmp/cli.err" | sed 's/^/info: vgpt-cli said: /' # why nothing came
     done
 }
 
