@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kern.h"
 #include "mm_ctx.h"
 
@@ -62,6 +63,7 @@ int vgpt_mm_ctx_new(vgpt_mm_ctx **out, vgpt_err *err) {
     *out = c;
     if (dnnl_engine_create(&c->engine, dnnl_cpu, 0) || dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags)) {
         vgpt_mm_ctx_free(c);
+        *out = NULL;
         return vgpt_err_set(err, "bf16: cannot start oneDNN's CPU engine");
     }
     /* Probe one product: oneDNN 2.x has no bf16 matmul below AVX-512, and
@@ -257,14 +259,7 @@ static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
 }
 
 VGPT_MM_CLONES static void to_bf16_run(uint16_t *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], 4);
-        if ((u & 0x7fffffffu) > 0x7f800000u)
-            dst[i] = (uint16_t)((u >> 16) | 0x40);
-        else
-            dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = vgpt_float_to_bf16(src[i]);
 }
 
 /* Split across OpenMP's threads when large: each value rounds alone. */

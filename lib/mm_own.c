@@ -51,12 +51,7 @@ int vgpt_mm_own_setup(vgpt_mm *w, int n, const float *const *src, const float *c
 
 /* Each value rounded to bf16 and held in fp32: what the product multiplies. */
 VGPT_MM_CLONES static void round_run(float *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = vgpt_float_to_bits(src[i]);
-        if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x400000u; /* NaN stays NaN, quiet */
-        else u += 0x7fffu + ((u >> 16) & 1u);
-        dst[i] = vgpt_bits_to_float(u & 0xffff0000u);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = vgpt_bf16_to_float(vgpt_float_to_bf16(src[i]));
 }
 
 /* rows x cols of src (row stride lds) -> rounded, row stride ldd; on
