@@ -24,6 +24,7 @@ struct vgpt_ckpt {
     const uint8_t *map;   /* file bytes */
     size_t size;
     int mapped;           /* map came from mmap (else the caller owns it) */
+    int fd;               /* the mapped file, for vgpt_ckpt_copy; -1 if none */
     vgpt_tensor *tensors; /* in state-dict order */
     size_t n;
     size_t *by_name;      /* indices sorted by name, for find() */
@@ -359,6 +360,7 @@ done:
 
 static vgpt_ckpt *new_ckpt(const char *path, vgpt_err *err) {
     vgpt_ckpt *ck = calloc(1, sizeof *ck);
+    if (ck) ck->fd = -1;
     if (ck) ck->path = strdup(path);
     if (!ck || !ck->path) {
         free(ck);
@@ -416,13 +418,17 @@ int vgpt_ckpt_open(const char *given, vgpt_ckpt **out, vgpt_err *err) {
     }
     void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
-    close(fd);
-    if (map == MAP_FAILED) return vgpt_err_set(err, "%s: cannot mmap checkpoint: %s", path, strerror(e));
+    if (map == MAP_FAILED) {
+        close(fd);
+        return vgpt_err_set(err, "%s: cannot mmap checkpoint: %s", path, strerror(e));
+    }
     vgpt_ckpt *ck = new_ckpt(path, err);
     if (!ck) {
+        close(fd);
         munmap(map, (size_t)sb.st_size);
         return -1;
     }
+    ck->fd = fd;
     ck->map = map;
     ck->size = (size_t)sb.st_size;
     ck->mapped = 1;
@@ -442,6 +448,14 @@ void vgpt_ckpt_drop_pages(const vgpt_ckpt *ck, const void *p, size_t bytes) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void vgpt_ckpt_copy(const vgpt_ckpt *ck, void *dst, const void *p, size_t bytes) {
+    uintptr_t lo = (uintptr_t)p, base = (uintptr_t)ck->map;
+    if (ck->fd >= 0 && lo >= base && lo + bytes <= base + ck->size &&
+        pread(ck->fd, dst, bytes, (off_t)(lo - base)) == (ssize_t)bytes)
+        return;
+    memcpy(dst, p, bytes); /* not in the file, or a short read: the mapping has the same bytes */
+}
+
 void vgpt_ckpt_drop_all(const vgpt_ckpt *ck) {
     if (ck->mapped) vgpt_ckpt_drop_pages(ck, ck->map, ck->size);
 }
@@ -456,6 +470,7 @@ void vgpt_ckpt_free(vgpt_ckpt *ck) {
     free(ck->tensors);
     free(ck->by_name);
     if (ck->mapped) munmap((void *)ck->map, ck->size);
+    if (ck->fd >= 0) close(ck->fd);
     free(ck->path);
     free(ck);
 }

@@ -65,6 +65,12 @@ int vgpt_ckpt_read_f32(const vgpt_ckpt *ck, const vgpt_tensor *t, float *dst, vg
  * resident set (a later read faults them back in from the page cache).
  * Does nothing for memory outside the mapping. */
 void vgpt_ckpt_drop_pages(const vgpt_ckpt *ck, const void *p, size_t bytes);
+/* Copies bytes at p into dst; from the file (pread) when p lies in its
+ * mapping, so that scattered small reads of a large tensor used in place
+ * (embedding rows) never map its pages: Linux maps a whole large folio,
+ * up to 2 MiB, around each faulting read (seen on 6.18), and a few dozen
+ * rows made 30 MB of tok_emb resident.  Anything else is memcpy'd. */
+void vgpt_ckpt_copy(const vgpt_ckpt *ck, void *dst, const void *p, size_t bytes);
 /* Every page of the mapping: the kernel's read-ahead around the few bytes
  * a load samples (the fingerprint) brings in most of the file, which then
  * stays resident beside the widened / packed / bf16 copies.  Tensors used

@@ -192,9 +192,10 @@ int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *con
     }
     if (!reserve(d, B, max_ctx)) return vgpt_err_set(err, "decoder: out of memory for a batch of %d", B);
     for (int b = 0; b < B; b++) {
-        const float *te = g->tok_emb + (size_t)token[b] * C, *pe = g->pos_emb + (size_t)kv[b]->pos * C;
+        const float *pe = g->pos_emb + (size_t)kv[b]->pos * C;
         float *h = d->h.p + (size_t)b * C;
-        for (int i = 0; i < C; i++) h[i] = te[i] + pe[i];
+        vgpt_model_copy_weights(d->m, h, g->tok_emb + (size_t)token[b] * C, C);
+        for (int i = 0; i < C; i++) h[i] += pe[i];
     }
     int l = 0, x = 0;
     for (int j = 0; j < g->n_blocks; j++) {

@@ -52,6 +52,7 @@ struct vgpt_mm {
     vgpt_packed own;        /* c->own: the weight as bf16 panels; else: */
     dnnl_memory_desc_t wmd; /* the bf16 weight's layout */
     dnnl_memory_t wmem, bmem;
+    int gemv;               /* vgpt_mm_gemv_usable: few-row products in mm_gemv.c */
     float *bias;
     unsigned long tick;
     mm_shape shapes[MM_SHAPES];
@@ -62,6 +63,13 @@ int vgpt_mm_own_setup(vgpt_mm *w, int n, const float *const *src, const float *c
 int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool);
 int vgpt_mm_own_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int N, int Tq, int Tk, int H, int hd);
+
+/* mm_gemv.c: products of up to vgpt_mm_gemv_rows() rows on oneDNN's
+ * weight, split across the caller's pool (AVX512-BF16 hosts, where the
+ * layout is the one it reads). */
+int vgpt_mm_gemv_usable(const vgpt_mm *w);
+int vgpt_mm_gemv_rows(void);
+int vgpt_mm_gemv_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool);
 
 void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag);
 /* Round to nearest even, as PyTorch and oneDNN convert; a NaN stays NaN. */

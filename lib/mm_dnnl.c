@@ -177,7 +177,9 @@ static int setup_weight(vgpt_mm *w, const float *src) {
     if (dnnl_memory_create(&w->wmem, &w->wmd, w->c->engine, DNNL_MEMORY_ALLOCATE) ||
         dnnl_memory_create(&w->bmem, &bmd, w->c->engine, w->bias))
         return -1;
-    return reorder_weights(w, src);
+    if (reorder_weights(w, src)) return -1;
+    w->gemv = vgpt_mm_gemv_usable(w);
+    return 0;
 }
 
 /* The oneDNN form: the stacked fp32 weight reordered into w->wmem. */
@@ -301,8 +303,11 @@ void vgpt_mm_run_pool(const vgpt_mm *cw, float *out, const float *inp, int M, in
     vgpt_mm *w = (vgpt_mm *)cw; /* its primitive cache changes; the weight does not */
     if (M <= 0) return;
     pthread_mutex_lock(&w->c->lock);
-    if (!w->c->failed && (w->c->own ? vgpt_mm_own_run(w, out, inp, M, flags, pool) : run_locked(w, out, inp, M, flags)))
-        w->c->failed = 1;
+    int rc = w->c->failed                              ? 0
+             : w->c->own                                   ? vgpt_mm_own_run(w, out, inp, M, flags, pool)
+             : w->gemv && pool && M <= vgpt_mm_gemv_rows() ? vgpt_mm_gemv_run(w, out, inp, M, flags, pool)
+                                                           : run_locked(w, out, inp, M, flags);
+    if (rc) w->c->failed = 1;
     pthread_mutex_unlock(&w->c->lock);
 }
 

@@ -121,6 +121,9 @@ int vgpt_model_take_owned(vgpt_model *m, const void *p);
  * copy is freed and *w set to NULL; an in-place tensor keeps its pointer
  * and its pages are released. */
 void vgpt_model_drop_weight(vgpt_model *m, const float **w, size_t n);
+/* dst = n weights at src, read without mapping them when they lie in the
+ * checkpoint (vgpt_ckpt_copy): the decoder's embedding rows. */
+void vgpt_model_copy_weights(const vgpt_model *m, float *dst, const float *src, size_t n);
 
 /* model_bf16.c: the encoder's weights (and the decoder's cross K/V
  * weights) as bf16 products, their fp32 forms dropped. */

@@ -32,7 +32,7 @@ static void im2col(float *patches, const float *pixels, int N, int G, int P) {
 // x is (N*T, D): x = x + MHA(ln_1(x)); x = x + MLP(ln_2(x))
 static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int N, int T, vgpt_vit_ws *ws) {
     int D = v->width, H = v->n_heads, hd = D / H, rows = N * T;
-    float *xn = ws->xn.p, *qkv = ws->qkv.p, *att = ws->att.p, *hid = ws->hidden.p;
+    float *xn = ws->xn.p, *qkv = ws->wide.p, *att = ws->att.p, *hid = ws->wide.p; /* q/k/v are spent when hid is written */
     vgpt_layernorm(xn, x, L->ln1.scale, L->ln1.shift, rows, D, eps_of(v));
     vgpt_lin_forward(qkv, xn, &L->qkv, rows, 0);
     if (v->mm_ctx)
@@ -53,11 +53,10 @@ static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int 
 static int reserve(const vgpt_vit *v, int N, vgpt_vit_ws *ws) {
     int D = v->width, GG = v->grid * v->grid, T = GG + 1;
     size_t rows = (size_t)N * T;
-    int hidden = v->layers[0].fc1.out;
-    return vgpt_buf_get(&ws->x, rows * D) && vgpt_buf_get(&ws->xn, rows * D) &&
-           vgpt_buf_get(&ws->qkv, rows * 3 * D) && vgpt_buf_get(&ws->att, rows * D) &&
-           vgpt_buf_get(&ws->hidden, rows * hidden) && vgpt_buf_get(&ws->scratch, (size_t)T * T) &&
-           vgpt_buf_get(&ws->patches, (size_t)N * GG * v->patch_embed.in);
+    size_t wide = rows * (v->layers[0].fc1.out > 3 * D ? v->layers[0].fc1.out : 3 * D);
+    if ((size_t)N * GG * v->patch_embed.in > wide) wide = (size_t)N * GG * v->patch_embed.in;
+    return vgpt_buf_get(&ws->x, rows * D) && vgpt_buf_get(&ws->xn, rows * D) && vgpt_buf_get(&ws->wide, wide) &&
+           vgpt_buf_get(&ws->att, rows * D) && vgpt_buf_get(&ws->scratch, (size_t)T * T);
 }
 
 int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, vgpt_vit_ws *ws) {
@@ -65,8 +64,8 @@ int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, 
     int D = v->width, GG = v->grid * v->grid, T = GG + 1, K = v->keep_class ? T : GG;
     if (!reserve(v, N, ws)) return -1;
     float *x = ws->x.p, *emb = ws->xn.p;
-    im2col(ws->patches.p, pixels, N, v->grid, v->patch);
-    vgpt_lin_forward(emb, ws->patches.p, &v->patch_embed, N * GG, 0);
+    im2col(ws->wide.p, pixels, N, v->grid, v->patch);
+    vgpt_lin_forward(emb, ws->wide.p, &v->patch_embed, N * GG, 0);
     for (int n = 0; n < N; n++) {
         float *xs = x + (size_t)n * T * D;
         for (int i = 0; i < D; i++) xs[i] = v->class_token[i] + v->pos_embed[i];
@@ -84,6 +83,6 @@ int vgpt_vit_forward(const vgpt_vit *v, const float *pixels, int N, float *out, 
 }
 
 void vgpt_vit_ws_free(vgpt_vit_ws *ws) {
-    vgpt_buf *bufs[] = {&ws->x, &ws->xn, &ws->qkv, &ws->att, &ws->hidden, &ws->scratch, &ws->patches};
+    vgpt_buf *bufs[] = {&ws->x, &ws->xn, &ws->wide, &ws->att, &ws->scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vgpt_buf_free(bufs[i]);
 }

@@ -5,8 +5,10 @@
 #include "arena.h"
 #include "model.h"
 
+/* wide holds, in turn, the patches, a layer's q/k/v and its MLP hidden
+ * state: never live at once, they share the workspace's largest buffer. */
 typedef struct vgpt_vit_ws {
-    vgpt_buf x, xn, qkv, att, hidden, scratch, patches;
+    vgpt_buf x, xn, wide, att, scratch;
 } vgpt_vit_ws;
 
 /* pixels (N,3,S,S) normalised -> out (N,G*G,D): final-norm'd patch tokens,

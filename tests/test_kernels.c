@@ -291,28 +291,25 @@ static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
 /* The bf16 products (mm.h: oneDNN's, or vgpt's own where oneDNN has none)
  * against double sums of the rounded operands: only the order of the fp32
  * sums differs. */
-static void test_mm_bf16(check_state *st, uint64_t *s) {
-    enum { M = 37, C = 96, OC = 130 };
-    static float w[OC * C], b[OC], x[M * C], y[M * OC], y0[M * OC];
+/* One product through vgpt_mm_run_pool against double sums of the rounded
+ * operands: pool NULL is the encoder's call (oneDNN or OpenMP); a pool and
+ * M <= 4 is a decoding step (on AVX512-BF16, mm_gemv.c reading oneDNN's
+ * layout, whose 64-column blocks a 130-column weight ends inside). */
+static void mm_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c, int M, int C, int OC, vgpt_pool *pool) {
+    enum { MAXN = 37 * 130, MAXW = 130 * 96 };
+    static float w[MAXW], b[130], x[37 * 96], y[MAXN], y0[MAXN];
     fill(w, OC * C, s, 1.0f);
     fill(b, OC, s, 1.0f);
     fill(x, M * C, s, 1.0f);
     fill(y0, M * OC, s, 1.0f);
     vgpt_err err;
-    vgpt_mm_ctx *c = NULL;
-    int started = vgpt_mm_ctx_new(&c, &err) == 0; /* CHECK evaluates its condition twice */
-    CHECK(st, started, "bf16 products start on this CPU (%s)", c ? vgpt_mm_isa(c) : err.msg);
-    if (!c) return;
     const float *ws[1] = {w}, *bs[1] = {b};
     int rows[1] = {OC};
     vgpt_mm *m = vgpt_mm_new(c, C, 1, ws, bs, rows, &err);
     CHECK(st, m != NULL, "a (%d,%d) weight converts to bf16", OC, C);
-    if (!m) {
-        vgpt_mm_ctx_free(c);
-        return;
-    }
-    memcpy(y, y0, sizeof y);
-    vgpt_mm_run(m, y, x, M, VGPT_ACCUMULATE);
+    if (!m) return;
+    memcpy(y, y0, (size_t)M * OC * sizeof *y);
+    vgpt_mm_run_pool(m, y, x, M, VGPT_ACCUMULATE, pool);
     double worst = 0;
     for (int i = 0; i < M; i++)
         for (int o = 0; o < OC; o++) {
@@ -326,9 +323,19 @@ static void test_mm_bf16(check_state *st, uint64_t *s) {
         }
     int failed = vgpt_mm_ctx_check(c, &err);
     CHECK(st, !failed && worst < 1e-6,
-          "bf16 product = rounded x @ rounded W^T + b, summed in fp32 (%s: worst err %.2g of the terms' size)",
-          vgpt_mm_isa(c), worst);
+          "bf16 product (%d,%d)x(%d,%d)%s = rounded x @ rounded W^T + b, summed in fp32 (%s: worst err %.2g of the "
+          "terms' size)", M, C, C, OC, pool ? " on a pool" : "", vgpt_mm_isa(c), worst);
     vgpt_mm_free(m);
+}
+
+static void test_mm_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
+    vgpt_err err;
+    vgpt_mm_ctx *c = NULL;
+    int started = vgpt_mm_ctx_new(&c, &err) == 0; /* CHECK evaluates its condition twice */
+    CHECK(st, started, "bf16 products start on this CPU (%s)", c ? vgpt_mm_isa(c) : err.msg);
+    if (!c) return;
+    mm_case(st, s, c, 37, 96, 130, NULL);
+    for (int M = 1; M <= 5; M++) mm_case(st, s, c, M, 64, 130, pool);
     vgpt_mm_ctx_free(c);
 }
 
@@ -354,7 +361,7 @@ int main(void) {
     test_packed(&st, &s, pool);
     test_packed_half(&st, &s, pool);
     test_packed_bf16(&st, &s, pool);
+    test_mm_bf16(&st, &s, pool);
     vgpt_pool_free(pool);
-    test_mm_bf16(&st, &s);
     return check_exit(&st);
 }

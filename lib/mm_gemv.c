@@ -1,0 +1,95 @@
+/* mm_gemv.c - bf16 products of a few rows (a decoding step: batch 1 to 4)
+ * on CPUs with AVX512-BF16, read straight from the weight oneDNN holds.
+ *
+ * oneDNN's matmul at M=1 ran a batch-1 token in 12.5 ms on Zen 4 where
+ * streaming the same bf16 bytes costs 9 (its per-call set-up and OpenMP
+ * team beside the decoder's pool).  The weight stays in oneDNN's layout
+ * (held once): for its blocked form BA16a64b2a each block of 64 output
+ * columns is C/2 rows of 64 (k, k+1) pairs, exactly what vdpbf16ps takes.
+ * The same arithmetic as oneDNN's: bf16 operands, fp32 sums. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kern.h"
+#include "kernels.h"
+#include "mm_ctx.h"
+#include "pool.h"
+
+#define TARGET __attribute__((target("avx512f,avx512bf16")))
+#define BLOCK 64 /* output columns per block of the layout */
+#define MAX_ROWS 4
+#ifndef AHEAD
+#define AHEAD 16 /* pair rows of 256 bytes the prefetch runs ahead */
+#endif
+
+int vgpt_mm_gemv_usable(const vgpt_mm *w) {
+    if (w->C % 32 || strcmp(vgpt_kernels_get()->name, "avx512") || !__builtin_cpu_supports("avx512bf16")) return 0;
+    dnnl_memory_desc_t want;
+    dnnl_dims_t dims = {w->C, w->OC};
+    if (dnnl_memory_desc_init_by_tag(&want, 2, dims, dnnl_bf16, dnnl_BA16a64b2a) != dnnl_success) return 0;
+    return dnnl_memory_desc_equal(&want, &w->wmd);
+}
+
+typedef struct gemv_job {
+    const vgpt_mm *w;
+    const uint16_t *wb; /* the weight, oneDNN's BA16a64b2a */
+    const uint32_t *x;  /* (M, C/2) input pairs, bf16 */
+    float *out;
+    int M, flags;
+} gemv_job;
+
+// rows 0..R-1 of out against block nb: out[m][nb*64 .. +64) (fewer at the end);
+// R is a constant after inlining, so acc stays in registers
+static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_job *j, int nb, int R) {
+    int C2 = j->w->C / 2, OC = j->w->OC, n0 = nb * BLOCK, cols = OC - n0 < BLOCK ? OC - n0 : BLOCK;
+    const uint16_t *wb = j->wb + (size_t)nb * C2 * 2 * BLOCK;
+    __m512 acc[MAX_ROWS][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int p = 0; p < C2; p++) {
+        const uint16_t *row = wb + (size_t)p * 2 * BLOCK;
+        for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + AHEAD * 2 * BLOCK + 32 * l), _MM_HINT_T0);
+        __m512bh wv[4];
+        for (int v = 0; v < 4; v++) wv[v] = (__m512bh)_mm512_loadu_si512(row + 32 * v);
+        for (int r = 0; r < R; r++) {
+            __m512bh xb = (__m512bh)_mm512_set1_epi32((int)j->x[(size_t)r * C2 + p]);
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], wv[v], xb);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float sums[BLOCK], *o = j->out + (size_t)r * OC + n0;
+        for (int v = 0; v < 4; v++) _mm512_storeu_ps(sums + 16 * v, acc[r][v]);
+        for (int i = 0; i < cols; i++) o[i] = (j->flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + sums[i] + j->w->bias[n0 + i];
+        if (j->flags & VGPT_GELU_TANH) vgpt_gelu_tanh(o, (size_t)cols);
+    }
+}
+
+TARGET static void blocks(void *arg, int part, int n_parts) {
+    const gemv_job *j = arg;
+    int nblocks = (j->w->OC + BLOCK - 1) / BLOCK;
+    int b0 = (int)((long)nblocks * part / n_parts), b1 = (int)((long)nblocks * (part + 1) / n_parts);
+    for (int nb = b0; nb < b1; nb++) switch (j->M) {
+        case 1: block_rows(j, nb, 1); break;
+        case 2: block_rows(j, nb, 2); break;
+        case 3: block_rows(j, nb, 3); break;
+        default: block_rows(j, nb, 4); break;
+        }
+}
+
+int vgpt_mm_gemv_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool) {
+    // inp is (M,C) with M <= 4, w->wmem (C,OC) bf16, out is (M,OC)
+    uint16_t *x = vgpt_mm_scratch(&w->c->rows, (size_t)M * w->C * sizeof *x);
+    void *wb = NULL;
+    if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
+    if (dnnl_memory_get_data_handle(w->wmem, &wb) != dnnl_success || !wb)
+        return vgpt_err_set(&w->c->first, "bf16: oneDNN lost a (%d,%d) weight", w->OC, w->C);
+    vgpt_mm_to_bf16(x, inp, (size_t)M * w->C);
+    gemv_job j = {.w = w, .wb = wb, .x = (const uint32_t *)x, .out = out, .M = M, .flags = flags};
+    vgpt_pool_run(pool, blocks, &j);
+    return 0;
+}
+
+int vgpt_mm_gemv_rows(void) {
+    return MAX_ROWS;
+}
