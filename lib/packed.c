@@ -38,19 +38,26 @@ static size_t panel_at(int C, int strip, int j, int k) {
     return (size_t)(j / strip) * C * strip + (size_t)k * strip + j % strip;
 }
 
+/* dst's (OC) bias stacked from b[i] (NULL: zeros) once its panels are
+ * allocated; -1, dst freed, when either allocation failed. */
+static int stack_bias(vgpt_packed *dst, int n, const float *const *b, const int *rows) {
+    if (b) dst->bias = malloc((size_t)dst->OC * sizeof(float));
+    if ((!dst->p && !dst->h) || (b && !dst->bias)) {
+        vgpt_packed_free(dst);
+        return -1;
+    }
+    for (int i = 0, o = 0; b && i < n; o += rows[i++])
+        for (int r = 0; r < rows[i]; r++) dst->bias[o + r] = b[i] ? b[i][r] : 0.0f;
+    return 0;
+}
+
 int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows) {
     // w[i] is (rows[i],C); dst->p is (n_panels, strips, C, strip), zero past OC
     int OC = 0;
     for (int i = 0; i < n; i++) OC += rows[i];
     int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
     *dst = (vgpt_packed){.p = aligned_alloc(64, (size_t)n_panels * C * VGPT_PANEL * sizeof(float)), .C = C, .OC = OC};
-    if (b) dst->bias = malloc((size_t)OC * sizeof(float));
-    if (!dst->p || (b && !dst->bias)) {
-        vgpt_packed_free(dst);
-        return -1;
-    }
-    for (int i = 0, o = 0; b && i < n; o += rows[i++])
-        for (int r = 0; r < rows[i]; r++) dst->bias[o + r] = b[i] ? b[i][r] : 0.0f;
+    if (stack_bias(dst, n, b, rows)) return -1;
     int strip = vgpt_kernels_get()->strip;
     for (int pn = 0; pn < n_panels; pn++) {
         float *panel = dst->p + (size_t)pn * C * VGPT_PANEL;
@@ -116,13 +123,7 @@ int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const 
     int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
     size_t bytes = (size_t)n_panels * C * VGPT_PANEL * sizeof(uint16_t);
     *dst = (vgpt_packed){.h = aligned_alloc(64, (bytes + 63) / 64 * 64), .h_bf16 = 1, .C = C, .OC = OC};
-    if (b) dst->bias = malloc((size_t)OC * sizeof(float));
-    if (!dst->h || (b && !dst->bias)) {
-        vgpt_packed_free(dst);
-        return -1;
-    }
-    for (int i = 0, o = 0; b && i < n; o += rows[i++])
-        for (int r = 0; r < rows[i]; r++) dst->bias[o + r] = b[i] ? b[i][r] : 0.0f;
+    if (stack_bias(dst, n, b, rows)) return -1;
     int strip = vgpt_kernels_get()->strip;
     for (int pn = 0; pn < n_panels; pn++) {
         uint16_t *panel = dst->h + (size_t)pn * C * VGPT_PANEL;
