@@ -5,8 +5,9 @@
  * oneDNN's matmul prefers on this CPU (AMX tiles, AVX512-BF16 pairs; oneDNN
  * picks the instruction set at run time), below AVX-512, where oneDNN 2.6
  * has no bf16 matmul, as bf16 panels for vgpt's own kernels (mm_own.c).
- * A decoding step's few rows on AVX512-BF16 read oneDNN's weight with
- * vgpt's own dot products on the decoder's pool (mm_gemv.c).
+ * A decoding step's few rows (batch up to 16) on AVX512-BF16 read
+ * oneDNN's weight with vgpt's own dot products on the decoder's pool
+ * (mm_gemv.c).
  * Either way the fp32 input rows are rounded to bf16, multiplied with fp32
  * accumulation, and the fp32 result gets the bias, the residual sum and
  * GELU in fp32: one binary, the same arithmetic on every host. */

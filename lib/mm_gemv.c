@@ -1,12 +1,15 @@
-/* mm_gemv.c - bf16 products of a few rows (a decoding step: batch 1 to 4)
+/* mm_gemv.c - bf16 products of a decoding step's few rows (batch 1 to 16)
  * on CPUs with AVX512-BF16, read straight from the weight oneDNN holds.
  *
- * oneDNN's matmul at M=1 ran a batch-1 token in 12.5 ms on Zen 4 where
- * streaming the same bf16 bytes costs 9 (its per-call set-up and OpenMP
- * team beside the decoder's pool).  The weight stays in oneDNN's layout
- * (held once): for its blocked form BA16a64b2a each block of 64 output
- * columns is C/2 rows of 64 (k, k+1) pairs, exactly what vdpbf16ps takes.
- * The same arithmetic as oneDNN's: bf16 operands, fp32 sums. */
+ * oneDNN's matmul at these sizes ran a batch-1 token in 12.5 ms and a
+ * batch-16 step in 22.6 ms on Zen 4 (its per-call set-up and OpenMP team
+ * beside the decoder's pool; its passes over a block wait on memory).  The
+ * weight stays in oneDNN's layout (held once): for its blocked form
+ * BA16a64b2a each block of 64 output columns is C/2 rows of 64 (k, k+1)
+ * pairs, exactly what vdpbf16ps takes; 4 input rows per pass over a block,
+ * and each pass streams a share of the next block into L2.  Zen 4: 9.6 ms
+ * per batch-1 token, 16.3 ms per batch-16 step.  The same arithmetic as
+ * oneDNN's: bf16 operands, fp32 sums. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,7 +21,12 @@
 
 #define TARGET __attribute__((target("avx512f,avx512bf16")))
 #define BLOCK 64 /* output columns per block of the layout */
-#define MAX_ROWS 4
+#ifndef GROUP
+#define GROUP 4 /* rows per pass over a block: 4 x 4 accumulators in registers */
+#endif
+#ifndef MAX_ROWS
+#define MAX_ROWS 16 /* more rows (the encoder's, a prompt) go to oneDNN */
+#endif
 #ifndef AHEAD
 #define AHEAD 16 /* pair rows of 256 bytes the prefetch runs ahead */
 #endif
@@ -39,26 +47,33 @@ typedef struct gemv_job {
     int M, flags;
 } gemv_job;
 
-// rows 0..R-1 of out against block nb: out[m][nb*64 .. +64) (fewer at the end);
-// R is a constant after inlining, so acc stays in registers
-static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_job *j, int nb, int R) {
+// rows m0..m0+R-1 of out against block nb: out[m][nb*64 .. +64) (fewer at the
+// end); R is a constant after inlining, so acc stays in registers.  Pass g of
+// G over the block streams a 1/G share of the next block (next, or NULL) into
+// L2, so that memory stays busy while the later passes compute.
+static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_job *j, int nb, int m0, int R,
+                                                                    const uint16_t *next, int g, int G) {
     int C2 = j->w->C / 2, OC = j->w->OC, n0 = nb * BLOCK, cols = OC - n0 < BLOCK ? OC - n0 : BLOCK;
+    int share = (4 + G - 1) / G; /* of the 4 lines of a pair row, per step */
     const uint16_t *wb = j->wb + (size_t)nb * C2 * 2 * BLOCK;
-    __m512 acc[MAX_ROWS][4];
+    __m512 acc[GROUP][4];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
     for (int p = 0; p < C2; p++) {
         const uint16_t *row = wb + (size_t)p * 2 * BLOCK;
-        for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + AHEAD * 2 * BLOCK + 32 * l), _MM_HINT_T0);
+        if (g == 0)
+            for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + AHEAD * 2 * BLOCK + 32 * l), _MM_HINT_T0);
+        for (int l = 0, at = (g * C2 + p) * share; next && l < share && at + l < 4 * C2; l++)
+            _mm_prefetch((const char *)(next + (size_t)(at + l) * 32), _MM_HINT_T1);
         __m512bh wv[4];
         for (int v = 0; v < 4; v++) wv[v] = (__m512bh)_mm512_loadu_si512(row + 32 * v);
         for (int r = 0; r < R; r++) {
-            __m512bh xb = (__m512bh)_mm512_set1_epi32((int)j->x[(size_t)r * C2 + p]);
+            __m512bh xb = (__m512bh)_mm512_set1_epi32((int)j->x[(size_t)(m0 + r) * C2 + p]);
             for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], wv[v], xb);
         }
     }
     for (int r = 0; r < R; r++) {
-        float sums[BLOCK], *o = j->out + (size_t)r * OC + n0;
+        float sums[BLOCK], *o = j->out + (size_t)(m0 + r) * OC + n0;
         for (int v = 0; v < 4; v++) _mm512_storeu_ps(sums + 16 * v, acc[r][v]);
         for (int i = 0; i < cols; i++) o[i] = (j->flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + sums[i] + j->w->bias[n0 + i];
         if (j->flags & VGPT_GELU_TANH) vgpt_gelu_tanh(o, (size_t)cols);
@@ -69,16 +84,21 @@ TARGET static void blocks(void *arg, int part, int n_parts) {
     const gemv_job *j = arg;
     int nblocks = (j->w->OC + BLOCK - 1) / BLOCK;
     int b0 = (int)((long)nblocks * part / n_parts), b1 = (int)((long)nblocks * (part + 1) / n_parts);
-    for (int nb = b0; nb < b1; nb++) switch (j->M) {
-        case 1: block_rows(j, nb, 1); break;
-        case 2: block_rows(j, nb, 2); break;
-        case 3: block_rows(j, nb, 3); break;
-        default: block_rows(j, nb, 4); break;
-        }
+    int G = (j->M + GROUP - 1) / GROUP;
+    size_t stride = (size_t)j->w->C * BLOCK; /* one block, in bf16 values */
+    for (int nb = b0; nb < b1; nb++) {
+        const uint16_t *next = nb + 1 < b1 ? j->wb + (nb + 1) * stride : NULL;
+        for (int g = 0, m0 = 0; g < G; g++, m0 += GROUP) switch (j->M - m0) {
+            case 1: block_rows(j, nb, m0, 1, next, g, G); break;
+            case 2: block_rows(j, nb, m0, 2, next, g, G); break;
+            case 3: block_rows(j, nb, m0, 3, next, g, G); break;
+            default: block_rows(j, nb, m0, GROUP, next, g, G); break;
+            }
+    }
 }
 
 int vgpt_mm_gemv_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool) {
-    // inp is (M,C) with M <= 4, w->wmem (C,OC) bf16, out is (M,OC)
+    // inp is (M,C) with M <= MAX_ROWS, w->wmem (C,OC) bf16, out is (M,OC)
     uint16_t *x = vgpt_mm_scratch(&w->c->rows, (size_t)M * w->C * sizeof *x);
     void *wb = NULL;
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
