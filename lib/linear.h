@@ -5,7 +5,8 @@
 
 #include "model.h"
 
-/* out (N,l->out) = inp (N,l->in) @ W^T + b; flags: VGPT_ACCUMULATE (packed.h). */
+/* out (N,l->out) = inp (N,l->in) @ W^T + b; flags: VGPT_ACCUMULATE,
+ * VGPT_GELU_ERF (packed.h). */
 void vgpt_lin_forward(float *out, const float *inp, const vgpt_lin *l, int N, int flags);
 
 /* 1 if the layer exists (bound, in either form). */

@@ -47,6 +47,8 @@ static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, vgpt_mm_ctx *c, int M,
         if (s == dnnl_success && (flags & VGPT_ACCUMULATE)) s = dnnl_post_ops_append_sum(po, 1.0f);
         if (s == dnnl_success && (flags & VGPT_GELU_TANH))
             s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f);
+        if (s == dnnl_success && (flags & VGPT_GELU_ERF))
+            s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
         if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, po);
     }
     if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &desc, attr, c->engine, NULL);

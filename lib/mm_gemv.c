@@ -77,6 +77,7 @@ static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_j
         for (int v = 0; v < 4; v++) _mm512_storeu_ps(sums + 16 * v, acc[r][v]);
         for (int i = 0; i < cols; i++) o[i] = (j->flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + sums[i] + j->w->bias[n0 + i];
         if (j->flags & VGPT_GELU_TANH) vgpt_gelu_tanh(o, (size_t)cols);
+        if (j->flags & VGPT_GELU_ERF) vgpt_gelu_erf(o, (size_t)cols);
     }
 }
 

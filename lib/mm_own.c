@@ -70,8 +70,10 @@ int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, 
     float *x = vgpt_buf_get(&w->c->rows, (size_t)M * w->C);
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
     round_rows(x, w->C, inp, w->C, (size_t)M, w->C);
-    if (pool) vgpt_linear_packed(out, x, &w->own, M, flags, pool);
-    else vgpt_linear_packed_omp(out, x, &w->own, M, flags);
+    int kflags = flags & ~VGPT_GELU_ERF; /* the packed kernels know tanh's only */
+    if (pool) vgpt_linear_packed(out, x, &w->own, M, kflags, pool);
+    else vgpt_linear_packed_omp(out, x, &w->own, M, kflags);
+    if (flags & VGPT_GELU_ERF) vgpt_gelu_erf(out, (size_t)M * w->OC);
     return 0;
 }
 

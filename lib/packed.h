@@ -45,6 +45,9 @@ void vgpt_packed_free(vgpt_packed *w);
 enum {
     VGPT_ACCUMULATE = 1, /* out += the product (a residual connection) */
     VGPT_GELU_TANH = 2,  /* out = GELU(product), GPT-2's tanh form */
+    VGPT_GELU_ERF = 4,   /* out = GELU(product), the exact (erf) form of the ViT and
+                          * resampler: vgpt_lin_forward and mm.h only (in bf16,
+                          * oneDNN's post-op: one pass over the hidden state less) */
 };
 
 /* out (M,OC) = inp (M,C) @ W^T + bias, any M, then what flags ask for.

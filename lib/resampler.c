@@ -30,8 +30,7 @@ static void resampler_layer(const vgpt_resampler *r, const vgpt_resampler_layer 
         }
     vgpt_lin_forward(x, att, &Ly->proj_out, N * L, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, Ly->mlp_ln.scale, Ly->mlp_ln.shift, N * L, D, RS_EPS);
-    vgpt_lin_forward(hid, xn, &Ly->fc1, N * L, 0);
-    vgpt_gelu_erf(hid, (size_t)N * L * Ly->fc1.out);
+    vgpt_lin_forward(hid, xn, &Ly->fc1, N * L, VGPT_GELU_ERF);
     vgpt_lin_forward(x, hid, &Ly->fc2, N * L, VGPT_ACCUMULATE);
 }
 

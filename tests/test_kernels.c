@@ -296,7 +296,7 @@ static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
  * M <= 16 is a decoding step (on AVX512-BF16, mm_gemv.c reading oneDNN's
  * layout in passes of 4 rows, whose 64-column blocks a 130-column weight
  * ends inside); M = 17 goes back to oneDNN. */
-static void mm_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c, int M, int C, int OC, vgpt_pool *pool) {
+static void mm_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c, int M, int C, int OC, vgpt_pool *pool, int flags) {
     enum { MAXN = 37 * 130, MAXW = 130 * 96 }; /* M <= 37, C <= 96, OC <= 130 */
     static float w[MAXW], b[130], x[37 * 96], y[MAXN], y0[MAXN];
     fill(w, OC * C, s, 1.0f);
@@ -310,22 +310,24 @@ static void mm_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c, int M, int C, 
     CHECK(st, m != NULL, "a (%d,%d) weight converts to bf16", OC, C);
     if (!m) return;
     memcpy(y, y0, (size_t)M * OC * sizeof *y);
-    vgpt_mm_run_pool(m, y, x, M, VGPT_ACCUMULATE, pool);
+    vgpt_mm_run_pool(m, y, x, M, flags, pool);
     double worst = 0;
     for (int i = 0; i < M; i++)
         for (int o = 0; o < OC; o++) {
-            double want = y0[i * OC + o] + b[o], scale = fabs(b[o]);
+            double want = b[o], scale = fabs(b[o]), old = flags & VGPT_ACCUMULATE ? y0[i * OC + o] : 0.0;
             for (int k = 0; k < C; k++) {
                 double t = (double)bf16_round(x[i * C + k]) * bf16_round(w[o * C + k]);
                 want += t, scale += fabs(t);
             }
-            double e = fabs(y[i * OC + o] - want) / (scale + fabs(y0[i * OC + o]));
+            want = flags & VGPT_GELU_ERF ? 0.5 * want * (1.0 + erf(want / sqrt(2.0))) : want + old;
+            double e = fabs(y[i * OC + o] - want) / (scale + fabs(old));
             worst = e > worst ? e : worst;
         }
     int failed = vgpt_mm_ctx_check(c, &err);
     CHECK(st, !failed && worst < 1e-6,
-          "bf16 product (%d,%d)x(%d,%d)%s = rounded x @ rounded W^T + b, summed in fp32 (%s: worst err %.2g of the "
-          "terms' size)", M, C, C, OC, pool ? " on a pool" : "", vgpt_mm_isa(c), worst);
+          "bf16 product (%d,%d)x(%d,%d)%s = %s rounded x @ rounded W^T + b, summed in fp32 (%s: worst err %.2g of "
+          "the terms' size)", M, C, C, OC, pool ? " on a pool" : "", flags & VGPT_GELU_ERF ? "GELU (erf) of" : "out +",
+          vgpt_mm_isa(c), worst);
     vgpt_mm_free(m);
 }
 
@@ -335,9 +337,10 @@ static void test_mm_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
     int started = vgpt_mm_ctx_new(&c, &err) == 0; /* CHECK evaluates its condition twice */
     CHECK(st, started, "bf16 products start on this CPU (%s)", c ? vgpt_mm_isa(c) : err.msg);
     if (!c) return;
-    mm_case(st, s, c, 37, 96, 130, NULL);
+    mm_case(st, s, c, 37, 96, 130, NULL, VGPT_ACCUMULATE);
+    mm_case(st, s, c, 37, 96, 130, NULL, VGPT_GELU_ERF);
     static const int Ms[] = {1, 2, 3, 4, 5, 6, 11, 16, 17};
-    for (size_t i = 0; i < sizeof Ms / sizeof *Ms; i++) mm_case(st, s, c, Ms[i], 64, 130, pool);
+    for (size_t i = 0; i < sizeof Ms / sizeof *Ms; i++) mm_case(st, s, c, Ms[i], 64, 130, pool, i % 3 ? VGPT_ACCUMULATE : VGPT_GELU_ERF);
     vgpt_mm_ctx_free(c);
 }
 
