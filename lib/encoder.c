@@ -10,10 +10,6 @@
 #include "resampler.h"
 #include "vit.h"
 
-#ifndef VIT_BF16_CHUNK
-#define VIT_BF16_CHUNK 1
-#endif
-
 struct vgpt_encoder {
     const vgpt_model *m;
     vgpt_vit_ws vit_ws;
@@ -55,7 +51,7 @@ int vgpt_encoder_width(const vgpt_encoder *e) {
  * img/s either way), its workspace an eighth, and every product one shape
  * (one primitive each).  fp32's sgemm wants the whole batch's rows (3.2
  * img/s one at a time, 4.5 in eights). */
-static int vit_chunk(const vgpt_model *m, int N) { return m->precision == VGPT_BF16 ? VIT_BF16_CHUNK : N; }
+static int vit_chunk(const vgpt_model *m, int N) { return m->precision == VGPT_BF16 ? 1 : N; }
 
 int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt_err *err) {
     const vgpt_model *m = e->m;

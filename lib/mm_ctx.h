@@ -64,11 +64,11 @@ int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, 
 int vgpt_mm_own_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int N, int Tq, int Tk, int H, int hd);
 
-/* mm_gemv.c: products of up to vgpt_mm_gemv_rows() rows on oneDNN's
- * weight, split across the caller's pool (AVX512-BF16 hosts, where the
- * layout is the one it reads). */
+/* mm_gemv.c: products of up to VGPT_MM_GEMV_ROWS rows (a decoding step;
+ * more, the encoder's, go to oneDNN) on oneDNN's weight, split across the
+ * caller's pool (AVX512-BF16 hosts, where the layout is the one it reads). */
+#define VGPT_MM_GEMV_ROWS 16
 int vgpt_mm_gemv_usable(const vgpt_mm *w);
-int vgpt_mm_gemv_rows(void);
 int vgpt_mm_gemv_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool);
 
 void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_t t, dnnl_format_tag_t tag);

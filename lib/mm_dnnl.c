@@ -307,7 +307,7 @@ void vgpt_mm_run_pool(const vgpt_mm *cw, float *out, const float *inp, int M, in
     pthread_mutex_lock(&w->c->lock);
     int rc = w->c->failed                              ? 0
              : w->c->own                                   ? vgpt_mm_own_run(w, out, inp, M, flags, pool)
-             : w->gemv && pool && M <= vgpt_mm_gemv_rows() ? vgpt_mm_gemv_run(w, out, inp, M, flags, pool)
+             : w->gemv && pool && M <= VGPT_MM_GEMV_ROWS ? vgpt_mm_gemv_run(w, out, inp, M, flags, pool)
                                                            : run_locked(w, out, inp, M, flags);
     if (rc) w->c->failed = 1;
     pthread_mutex_unlock(&w->c->lock);

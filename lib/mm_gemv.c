@@ -12,27 +12,20 @@
  * oneDNN's: bf16 operands, fp32 sums. */
 #include <immintrin.h>
 #include <stdint.h>
-#include <string.h>
 
-#include "kern.h"
 #include "kernels.h"
 #include "mm_ctx.h"
 #include "pool.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bf16")))
 #define BLOCK 64 /* output columns per block of the layout */
-#ifndef GROUP
-#define GROUP 4 /* rows per pass over a block: 4 x 4 accumulators in registers */
-#endif
-#ifndef MAX_ROWS
-#define MAX_ROWS 16 /* more rows (the encoder's, a prompt) go to oneDNN */
-#endif
+#define GROUP 4 /* rows per pass over a block: 4 x 4 accumulators in registers (blocks()'s cases) */
 #ifndef AHEAD
 #define AHEAD 16 /* pair rows of 256 bytes the prefetch runs ahead */
 #endif
 
 int vgpt_mm_gemv_usable(const vgpt_mm *w) {
-    if (w->C % 32 || strcmp(vgpt_kernels_get()->name, "avx512") || !__builtin_cpu_supports("avx512bf16")) return 0;
+    if (w->C % 32 || !__builtin_cpu_supports("avx512bf16")) return 0;
     dnnl_memory_desc_t want;
     dnnl_dims_t dims = {w->C, w->OC};
     if (dnnl_memory_desc_init_by_tag(&want, 2, dims, dnnl_bf16, dnnl_BA16a64b2a) != dnnl_success) return 0;
@@ -99,7 +92,7 @@ TARGET static void blocks(void *arg, int part, int n_parts) {
 }
 
 int vgpt_mm_gemv_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool) {
-    // inp is (M,C) with M <= MAX_ROWS, w->wmem (C,OC) bf16, out is (M,OC)
+    // inp is (M,C) with M <= VGPT_MM_GEMV_ROWS, w->wmem (C,OC) bf16, out is (M,OC)
     uint16_t *x = vgpt_mm_scratch(&w->c->rows, (size_t)M * w->C * sizeof *x);
     void *wb = NULL;
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
@@ -109,8 +102,4 @@ int vgpt_mm_gemv_run(vgpt_mm *w, float *out, const float *inp, int M, int flags,
     gemv_job j = {.w = w, .wb = wb, .x = (const uint32_t *)x, .out = out, .M = M, .flags = flags};
     vgpt_pool_run(pool, blocks, &j);
     return 0;
-}
-
-int vgpt_mm_gemv_rows(void) {
-    return MAX_ROWS;
 }

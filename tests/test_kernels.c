@@ -288,17 +288,16 @@ static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
     free(w), free(wr), free(x), free(y32), free(ybf);
 }
 
-/* The bf16 products (mm.h: oneDNN's, or vgpt's own where oneDNN has none)
- * against double sums of the rounded operands: only the order of the fp32
- * sums differs. */
-/* One product through vgpt_mm_run_pool against double sums of the rounded
- * operands: pool NULL is the encoder's call (oneDNN or OpenMP); a pool and
+/* One bf16 product (mm.h: oneDNN's, or vgpt's own where oneDNN has none)
+ * through vgpt_mm_run_pool against double sums of the rounded operands: only
+ * the order of the fp32 sums differs.  Pool NULL is the encoder's call
+ * (oneDNN or OpenMP); a pool and
  * M <= 16 is a decoding step (on AVX512-BF16, mm_gemv.c reading oneDNN's
  * layout in passes of 4 rows, whose 64-column blocks a 130-column weight
  * ends inside); M = 17 goes back to oneDNN. */
 static void mm_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c, int M, int C, int OC, vgpt_pool *pool, int flags) {
-    enum { MAXN = 37 * 130, MAXW = 130 * 96 }; /* M <= 37, C <= 96, OC <= 130 */
-    static float w[MAXW], b[130], x[37 * 96], y[MAXN], y0[MAXN];
+    enum { MAXM = 37, MAXC = 96, MAXOC = 130 };
+    static float w[MAXOC * MAXC], b[MAXOC], x[MAXM * MAXC], y[MAXM * MAXOC], y0[MAXM * MAXOC];
     fill(w, OC * C, s, 1.0f);
     fill(b, OC, s, 1.0f);
     fill(x, M * C, s, 1.0f);
@@ -340,7 +339,8 @@ static void test_mm_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
     mm_case(st, s, c, 37, 96, 130, NULL, VGPT_ACCUMULATE);
     mm_case(st, s, c, 37, 96, 130, NULL, VGPT_GELU_ERF);
     static const int Ms[] = {1, 2, 3, 4, 5, 6, 11, 16, 17};
-    for (size_t i = 0; i < sizeof Ms / sizeof *Ms; i++) mm_case(st, s, c, Ms[i], 64, 130, pool, i % 3 ? VGPT_ACCUMULATE : VGPT_GELU_ERF);
+    for (size_t i = 0; i < sizeof Ms / sizeof *Ms; i++)
+        mm_case(st, s, c, Ms[i], 64, 130, pool, i % 3 ? VGPT_ACCUMULATE : VGPT_GELU_ERF);
     vgpt_mm_ctx_free(c);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_bf16.sh - issue 12's figures: --precision bf16 against fp32 and
-# against PyTorch in bf16 (in fp32 where the CPU has no bf16), measured in this one run on the full-size
-# published-layout checkpoints, 2 threads; fidelity against the fp32
+# against PyTorch in bf16 (in fp32 where the CPU has no bf16), measured in
+# this one run on the full-size published-layout checkpoints, 2 threads;
+# fidelity against the fp32
 # reference; which instruction set each part used.  Prints JSON lines, then
 # a summary of every ratio beside its target.
 #   tools/bench_bf16.sh FP32_CKPT FP16_CKPT OUT_DIR
@@ -25,8 +26,8 @@ if grep -qw amx_bf16 /proc/cpuinfo; then
     echo "== vgpt bf16 with AMX switched off (DNNL_MAX_CPU_ISA=AVX512_CORE_BF16: the AVX512-BF16 path of Zen 4 hosts, on this CPU)" >&2
     DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 "$build/vgpt-bench" "$ck32" 2 bf16 | tag vgpt-bf16-avx512bf16
 fi
-# PyTorch's bf16 is emulated in scalar code on CPUs without bf16 arithmetic
-# (an hour here, slower than its fp32): there its best is fp32
+# PyTorch's bf16 is emulated on CPUs without bf16 arithmetic (on Zen 3 its
+# bench had not finished after 11 minutes): there its best is fp32
 tdtype=fp32; grep -qw 'avx512_bf16\|amx_bf16' /proc/cpuinfo && tdtype=bf16
 echo "== PyTorch $tdtype (weights and activations cast to it, KV cache, 2 threads)" >&2
 $py "$ref" bench --ckpt "$ck32" --threads 2 --dtype $tdtype --quick | tag torch-best # its own OpenMP policy: its best
