@@ -128,15 +128,37 @@ TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     else all_panels(j, pn0, pn1, FP16);
 }
 
-TARGET static float dot(const float *a, const float *b, int n) {
-    __m256 acc = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    float t[8], s = 0.0f;
-    _mm256_storeu_ps(t, acc);
-    for (int k = 0; k < 8; k++) s += t[k];
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+    for (int t = 0; t < n; t++) {
+        const float *kt = k + (size_t)t * ldk;
+        __m256 acc = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 8 <= hd; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        float sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+        for (; i < hd; i++) sum += q[i] * kt[i];
+        s[t] = scale * sum;
+    }
 }
 
-const vgpt_kernels vgpt_kernels_avx2 = {"avx2", STRIP, panels, dot};
+/* 32 columns of out at a time, in four ymm accumulators over every key. */
+TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
+    int i0 = 0;
+    for (; i0 + 32 <= hd; i0 += 32) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int t = 0; t < n; t++) {
+            __m256 pt = _mm256_set1_ps(p[t]);
+            const float *vt = v + (size_t)t * ldv + i0;
+            for (int c = 0; c < 4; c++) acc[c] = _mm256_fmadd_ps(pt, _mm256_loadu_ps(vt + 8 * c), acc[c]);
+        }
+        for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + i0 + 8 * c, acc[c]);
+    }
+    for (int i = i0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int t = 0; t < n; t++) acc += p[t] * v[(size_t)t * ldv + i];
+        out[i] = acc;
+    }
+}
+
+const vgpt_kernels vgpt_kernels_avx2 = {"avx2", STRIP, panels, scores, mix};

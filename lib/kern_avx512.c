@@ -21,21 +21,27 @@ static inline __attribute__((always_inline, target("avx512f,fma"))) __m512 bf16_
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)p)), 16));
 }
 
+static inline __attribute__((always_inline)) const char *panel_base(const vgpt_panel_job *j, int pn, int half) {
+    size_t at = (size_t)pn * j->w->C * VGPT_PANEL;
+    return half ? (const char *)(j->w->h + at) : (const char *)(j->w->p + at);
+}
+
 /* Rows m0..m0+R-1 against one panel; R is a compile-time constant after
  * inlining, so the accumulator array lives in registers.  The panel is
  * prefetched PREFETCH rows of k ahead: with 8 rows the loop is busy enough
  * that the hardware prefetcher alone falls behind. */
 static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_rows(const vgpt_panel_job *j, int pn, int m0, int R,
-                                                                                    int half) {
+                                                                                    int half, const char *ahead) {
     int C = j->w->C, OC = j->w->OC, o0 = pn * VGPT_PANEL;
     size_t row = VGPT_PANEL * (half ? 2 : 4); /* bytes of one k-row of the panel */
-    const char *pw = half ? (const char *)(j->w->h + (size_t)pn * C * VGPT_PANEL)
-                          : (const char *)(j->w->p + (size_t)pn * C * VGPT_PANEL);
+    const char *pw = panel_base(j, pn, half);
     const float *x = j->inp + (size_t)m0 * C;
     __m512 acc[8][3];
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
     for (int k = 0; k < C; k++, pw += row) {
         for (size_t b = 0; b < row; b += 64) _mm_prefetch(pw + PREFETCH * row + b, _MM_HINT_T0);
+        if (ahead)
+            for (size_t b = 0; b < row; b += 64) _mm_prefetch(ahead + (size_t)k * row + b, _MM_HINT_T1);
         __m512 w0, w1, w2;
         if (half == FP16) { /* fp16 panels (packed.h): widened exactly as they are read */
             w0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)pw));
@@ -76,27 +82,48 @@ static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_r
  * from memory, the next find it in L2 (a panel is C x 192 bytes, or 96 in
  * fp16). */
 static inline __attribute__((always_inline, target("avx512f,fma"))) void panel_all_rows(const vgpt_panel_job *j, int pn,
-                                                                                        int half) {
+                                                                                        int pn1, int half) {
+    const char *next = pn + 1 < pn1 ? panel_base(j, pn + 1, half) : NULL;
     int m0 = 0;
-    for (; m0 + 8 <= j->M; m0 += 8) panel_rows(j, pn, m0, 8, half);
+    for (; m0 + 8 <= j->M; m0 += 8) panel_rows(j, pn, m0, 8, half, m0 == 8 ? next : NULL);
+    if (m0 != 8) next = NULL;
     switch (j->M - m0) {
-    case 7: panel_rows(j, pn, m0, 7, half); break;
-    case 6: panel_rows(j, pn, m0, 6, half); break;
-    case 5: panel_rows(j, pn, m0, 5, half); break;
-    case 4: panel_rows(j, pn, m0, 4, half); break;
-    case 3: panel_rows(j, pn, m0, 3, half); break;
-    case 2: panel_rows(j, pn, m0, 2, half); break;
-    case 1: panel_rows(j, pn, m0, 1, half); break;
+    case 7: panel_rows(j, pn, m0, 7, half, next); break;
+    case 6: panel_rows(j, pn, m0, 6, half, next); break;
+    case 5: panel_rows(j, pn, m0, 5, half, next); break;
+    case 4: panel_rows(j, pn, m0, 4, half, next); break;
+    case 3: panel_rows(j, pn, m0, 3, half, next); break;
+    case 2: panel_rows(j, pn, m0, 2, half, next); break;
+    case 1: panel_rows(j, pn, m0, 1, half, next); break;
     default: break;
     }
 }
 
 TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     for (int pn = pn0; pn < pn1; pn++) {
-        if (!j->w->h) panel_all_rows(j, pn, FP32);
-        else if (j->w->h_bf16) panel_all_rows(j, pn, BF16);
-        else panel_all_rows(j, pn, FP16);
+        if (!j->w->h) panel_all_rows(j, pn, pn1, FP32);
+        else if (j->w->h_bf16) panel_all_rows(j, pn, pn1, BF16);
+        else panel_all_rows(j, pn, pn1, FP16);
     }
+}
+
+/* Lane t of the result is the sum of a[t]'s 16 lanes: pairs of vectors
+ * folded into one at each of four levels (halves, quarters, pairs within
+ * a 128-bit lane, then single floats), so 16 keys cost 15 adds, not 16
+ * horizontal sums.  The folding leaves key 4p + L at element 4L + p. */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 sum16(__m512 a[16]) {
+    __m512 b[8], c[4], d[2];
+    for (int j = 0; j < 8; j++)
+        b[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0xee));
+    for (int j = 0; j < 4; j++)
+        c[j] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * j], b[2 * j + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * j], b[2 * j + 1], 0xdd));
+    for (int j = 0; j < 2; j++)
+        d[j] = _mm512_add_ps(_mm512_unpacklo_ps(c[2 * j], c[2 * j + 1]), _mm512_unpackhi_ps(c[2 * j], c[2 * j + 1]));
+    __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x44), _mm512_shuffle_ps(d[0], d[1], 0xee));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(order, e);
 }
 
 TARGET static float dot(const float *a, const float *b, int n) {
@@ -110,4 +137,55 @@ TARGET static float dot(const float *a, const float *b, int n) {
     return _mm512_reduce_add_ps(acc);
 }
 
-const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, dot};
+/* GPT-2's heads are 64 wide: q in four registers, 16 keys at a time;
+ * other widths and the last n % 16 keys one dot product each. */
+TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+    int t = 0;
+    if (hd == 64) {
+        __m512 q0 = _mm512_loadu_ps(q), q1 = _mm512_loadu_ps(q + 16), q2 = _mm512_loadu_ps(q + 32),
+               q3 = _mm512_loadu_ps(q + 48);
+        for (; t + 16 <= n; t += 16) {
+            __m512 a[16];
+            for (int j = 0; j < 16; j++) {
+                const float *kt = k + (size_t)(t + j) * ldk;
+                __m512 acc = _mm512_mul_ps(q0, _mm512_loadu_ps(kt));
+                acc = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kt + 16), acc);
+                acc = _mm512_fmadd_ps(q2, _mm512_loadu_ps(kt + 32), acc);
+                a[j] = _mm512_fmadd_ps(q3, _mm512_loadu_ps(kt + 48), acc);
+            }
+            _mm512_storeu_ps(s + t, _mm512_mul_ps(_mm512_set1_ps(scale), sum16(a)));
+        }
+    }
+    for (; t < n; t++) s[t] = scale * dot(q, k + (size_t)t * ldk, hd);
+}
+
+/* 64 columns of out at a time, in two sets of four accumulators (even
+ * and odd keys: two chains, so the adds do not wait on each other). */
+TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
+    for (int i0 = 0; i0 < hd; i0 += 64) {
+        __mmask16 m[4];
+        for (int c = 0; c < 4; c++) {
+            int left = hd - i0 - 16 * c;
+            m[c] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+        }
+        __m512 even[4], odd[4];
+        for (int c = 0; c < 4; c++) even[c] = odd[c] = _mm512_setzero_ps();
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            __m512 p0 = _mm512_set1_ps(p[t]), p1 = _mm512_set1_ps(p[t + 1]);
+            const float *v0 = v + (size_t)t * ldv + i0, *v1 = v0 + ldv;
+            for (int c = 0; c < 4; c++) {
+                even[c] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[c], v0 + 16 * c), even[c]);
+                odd[c] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m[c], v1 + 16 * c), odd[c]);
+            }
+        }
+        if (t < n) {
+            __m512 p0 = _mm512_set1_ps(p[t]);
+            const float *v0 = v + (size_t)t * ldv + i0;
+            for (int c = 0; c < 4; c++) even[c] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[c], v0 + 16 * c), even[c]);
+        }
+        for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(out + i0 + 16 * c, m[c], _mm512_add_ps(even[c], odd[c]));
+    }
+}
+
+const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, scores, mix};

@@ -30,10 +30,19 @@ static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     }
 }
 
-static float dot(const float *a, const float *b, int n) {
-    float acc = 0.0f;
-    for (int i = 0; i < n; i++) acc += a[i] * b[i];
-    return acc;
+static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+    for (int t = 0; t < n; t++) {
+        const float *kt = k + (size_t)t * ldk;
+        float acc = 0.0f;
+        for (int i = 0; i < hd; i++) acc += q[i] * kt[i];
+        s[t] = scale * acc;
+    }
 }
 
-const vgpt_kernels vgpt_kernels_generic = {"generic", VGPT_PANEL, panels, dot};
+static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < hd; i++) out[i] += p[t] * v[(size_t)t * ldv + i];
+}
+
+const vgpt_kernels vgpt_kernels_generic = {"generic", VGPT_PANEL, panels, scores, mix};

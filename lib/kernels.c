@@ -85,18 +85,11 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 static void attend_one(float *out, const float *q, const float *k, int ldk, const float *v, int ldv, int Tk, int H,
                        int hd, float *scratch) {
     // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (Tk)
-    const float scale = 1.0f / sqrtf((float)hd);
-    float (*dot)(const float *, const float *, int) = vgpt_kernels_get()->dot;
+    const vgpt_kernels *kern = vgpt_kernels_get();
     for (int h = 0; h < H; h++) {
-        const float *qh = q + h * hd;
-        for (int t = 0; t < Tk; t++) scratch[t] = scale * dot(qh, k + (size_t)t * ldk + h * hd, hd);
+        kern->scores(scratch, q + h * hd, k + h * hd, ldk, Tk, hd, 1.0f / sqrtf((float)hd));
         vgpt_softmax_rows(scratch, 1, Tk, -1);
-        float *oh = out + h * hd;
-        for (int i = 0; i < hd; i++) oh[i] = 0.0f;
-        for (int t = 0; t < Tk; t++) {
-            const float *vt = v + (size_t)t * ldv + h * hd;
-            for (int i = 0; i < hd; i++) oh[i] += scratch[t] * vt[i];
-        }
+        kern->mix(out + h * hd, scratch, v + h * hd, ldv, Tk, hd);
     }
 }
 

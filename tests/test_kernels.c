@@ -137,6 +137,30 @@ static void test_attention(check_state *st, uint64_t *s) {
     CHECK(st, e < 1e-5, "single-query attention, 40-wide heads (max err %.2g)", e);
 }
 
+/* One query against a cache, as a decoding step runs it: GPT-2's 64-wide
+ * heads take the 16-keys-at-a-time scores (key counts below, at and past
+ * 16, odd), other widths the per-key path; keys and values are rows of a
+ * wider matrix (ld > H * hd), as the cross-attention's K / V are. */
+static void test_decode_attention(check_state *st, uint64_t *s) {
+    enum { MAXT = 53, MAXD = 2 * 80, LD = 2 * MAXD + 16 };
+    static float q[MAXD], kv[2 * MAXT * LD], out[MAXD], scratch[MAXT];
+    const int widths[] = {64, 80}, keys[] = {1, 15, 16, 17, 32, 53};
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+        for (size_t n = 0; n < sizeof keys / sizeof *keys; n++) {
+            int HD = widths[w], H = 2, Tk = keys[n];
+            fill(q, MAXD, s, 2.0f);
+            fill(kv, 2 * MAXT * LD, s, 1.0f);
+            const float *k = kv, *v = kv + MAXT * LD;
+            vgpt_attention(out, H * HD, q, H * HD, k, LD, v, LD, 1, Tk, H, HD, -1, scratch);
+            /* attention_err reads rows H * HD apart: compare against a packed copy */
+            static float kp[MAXT * MAXD], vp[MAXT * MAXD];
+            for (int t = 0; t < Tk; t++)
+                for (int i = 0; i < H * HD; i++) kp[t * H * HD + i] = k[t * LD + i], vp[t * H * HD + i] = v[t * LD + i];
+            double e = attention_err(q, kp, vp, out, 1, Tk, H, HD, -1);
+            CHECK(st, e < 1e-5, "one query, %d keys, %d-wide heads, rows %d apart (max err %.2g)", Tk, HD, LD, e);
+        }
+}
+
 /* A prompt longer than 256 tokens once lost its causal mask (a fixed-size
  * buffer of row lengths): check a 300-row causal product. */
 static void test_long_causal(check_state *st, uint64_t *s) {
@@ -360,6 +384,7 @@ int main(void) {
     test_gelu(&st, &s);
     test_linear(&st, &s);
     test_attention(&st, &s);
+    test_decode_attention(&st, &s);
     test_long_causal(&st, &s);
     test_softmax(&st);
     vgpt_pool *pool = vgpt_pool_new(2);
