@@ -146,7 +146,7 @@ clean:
 
 # activations.c only: lets GCC use glibc's vector erff/tanhf/expf (see the file's header).
 $(B)/obj/lib/activations.o: CFLAGS += -ffast-math -fopenmp
-$(B)/obj/lib/mm_dnnl.o $(B)/obj/lib/mm_own.o $(B)/obj/lib/packed.o: CFLAGS += -fopenmp
+$(B)/obj/lib/mm_dnnl.o $(B)/obj/lib/mm_own.o $(B)/obj/lib/mm_attention.o $(B)/obj/lib/packed.o: CFLAGS += -fopenmp
 
 # Fuzz the image path (sniffing, libvips decoders, PIL rules, resize) with
 # libFuzzer + ASan/UBSan for FUZZ_SECONDS, seeded with the small test images

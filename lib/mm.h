@@ -56,6 +56,13 @@ void vgpt_mm_run(const vgpt_mm *w, float *out, const float *inp, int M, int flag
  * products split across it, as fp32's are, instead of OpenMP's threads
  * (oneDNN's products ignore it). */
 void vgpt_mm_run_pool(const vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool);
+/* An MLP's two products: hidden (M, fc1's OC) = fc1(inp) with flags1,
+ * then out (M, fc2's OC) = fc2(hidden) with flags2.  On oneDNN the hidden
+ * state goes from one to the other in bf16, rounded once as oneDNN writes
+ * it (the value fc2 would round an fp32 copy to): no fp32 pass between
+ * them.  hidden has room for (M, fc1's OC) floats. */
+void vgpt_mm_mlp(const vgpt_mm *fc1, const vgpt_mm *fc2, float *out, const float *inp, float *hidden, int M,
+                 int flags1, int flags2);
 /* For each of N sequences n: out_n (Tq, H*hd) = softmax(q_n k_n^T /
  * sqrt(hd)) v_n, heads side by side in columns, no mask; q_n = q +
  * n*Tq*ldq, k_n = k + n*Tk*ldk, v_n = v + n*Tk*ldv, out_n = out +

@@ -86,9 +86,22 @@ void vgpt_mm_attention_free(vgpt_mm_ctx *c) {
     for (int i = 0; i < 5; i++) vgpt_buf_free(bufs[i]);
 }
 
-/* rows x HD of src (row stride ld) -> packed bf16 rows. */
+/* rows x HD of src (row stride ld) -> packed bf16 rows, on OpenMP's
+ * threads as the products run (one row is too short to share out). */
 static void pack_rows(uint16_t *dst, const float *src, size_t rows, int HD, int ld) {
-    for (size_t r = 0; r < rows; r++) vgpt_mm_to_bf16(dst + r * HD, src + r * ld, (size_t)HD);
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++) vgpt_mm_to_bf16(dst + (size_t)r * HD, src + (size_t)r * ld, (size_t)HD);
+}
+
+/* Each row of the scores -> its softmax, rounded to bf16 while it is in
+ * cache; rows shared out as pack_rows does. */
+static void softmax_to_bf16(uint16_t *p, float *scores, size_t rows, int Tk) {
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++) {
+        float *row = scores + (size_t)r * Tk;
+        vgpt_softmax_rows(row, 1, Tk, -1);
+        vgpt_mm_to_bf16(p + (size_t)r * Tk, row, (size_t)Tk);
+    }
 }
 
 /* Runs one primitive on memories made over the given buffers. */
@@ -127,8 +140,7 @@ static int attention_locked(vgpt_mm_ctx *c, float *out, int ldo, const float *q,
     att_layouts(&d, s);
     if (exec3(c, s->scores, &d.q, bq, &d.kt, bk, &d.scores, scores))
         return vgpt_err_set(&c->first, "bf16: oneDNN failed the attention scores of %d sequences", N);
-    vgpt_softmax_rows(scores, (int)((size_t)N * H * Tq), Tk, -1);
-    vgpt_mm_to_bf16(bp, scores, ns);
+    softmax_to_bf16(bp, scores, (size_t)N * H * Tq, Tk);
     if (exec3(c, s->mix, &d.p, bp, &d.v, bv, &d.out, out))
         return vgpt_err_set(&c->first, "bf16: oneDNN failed the attention mix of %d sequences", N);
     return 0;

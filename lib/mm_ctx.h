@@ -38,6 +38,9 @@ struct vgpt_mm_ctx {
 };
 
 #define MM_SHAPES 8 /* primitives kept per weight */
+/* A flag beside packed.h's, private to these files: the product's result
+ * is rounded to bf16 (after bias and post-ops) for the next product. */
+#define MM_DST_BF16 0x100
 
 typedef struct mm_shape {
     int M, flags;

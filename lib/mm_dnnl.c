@@ -27,8 +27,9 @@ void vgpt_mm_md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_data_type_
     dnnl_memory_desc_init_by_tag(md, 2, dims, t, tag);
 }
 
-/* A matmul (M,C) bf16 x (C,OC) weight -> (M,OC) fp32 with bias and flags;
- * wmd NULL lets oneDNN choose the weight's layout. */
+/* A matmul (M,C) bf16 x (C,OC) weight -> (M,OC) fp32 (bf16 with
+ * MM_DST_BF16) with bias and flags; wmd NULL lets oneDNN choose the
+ * weight's layout. */
 static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, vgpt_mm_ctx *c, int M, int C, int OC, int flags,
                                const dnnl_memory_desc_t *wmd) {
     dnnl_memory_desc_t src, wei, bias, dst;
@@ -36,7 +37,7 @@ static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, vgpt_mm_ctx *c, int M,
     if (wmd) wei = *wmd;
     else vgpt_mm_md2(&wei, C, OC, dnnl_bf16, dnnl_format_tag_any);
     vgpt_mm_md2(&bias, 1, OC, dnnl_f32, dnnl_ab);
-    vgpt_mm_md2(&dst, M, OC, dnnl_f32, dnnl_ab);
+    vgpt_mm_md2(&dst, M, OC, flags & MM_DST_BF16 ? dnnl_bf16 : dnnl_f32, dnnl_ab);
     dnnl_matmul_desc_t desc;
     dnnl_status_t s = dnnl_matmul_desc_init(&desc, &src, &wei, &bias, &dst);
     dnnl_primitive_attr_t attr = NULL;
@@ -252,7 +253,7 @@ static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
         snprintf(w->c->isa, sizeof w->c->isa, "%s", impl);
     dnnl_memory_desc_t src, dst;
     vgpt_mm_md2(&src, M, w->C, dnnl_bf16, dnnl_ab);
-    vgpt_mm_md2(&dst, M, w->OC, dnnl_f32, dnnl_ab);
+    vgpt_mm_md2(&dst, M, w->OC, flags & MM_DST_BF16 ? dnnl_bf16 : dnnl_f32, dnnl_ab);
     dnnl_status_t s = dnnl_primitive_create(&lru->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (s == dnnl_success) s = dnnl_memory_create(&lru->src, &src, w->c->engine, DNNL_MEMORY_NONE);
@@ -284,14 +285,16 @@ void *vgpt_mm_scratch(vgpt_buf *b, size_t bytes) {
     return vgpt_buf_get(b, (bytes + 3) / 4);
 }
 
-static int run_locked(vgpt_mm *w, float *out, const float *inp, int M, int flags) {
+/* out is fp32, or bf16 with MM_DST_BF16; inp fp32 (rounded here), or
+ * bf16 rows when bf16_in. */
+static int run_typed(vgpt_mm *w, void *out, const void *inp, int bf16_in, int M, int flags) {
     vgpt_mm_ctx *c = w->c;
     size_t n = (size_t)M * w->C;
-    uint16_t *src = vgpt_mm_scratch(&c->rows, n * sizeof *src);
+    uint16_t *src = bf16_in ? (uint16_t *)inp : vgpt_mm_scratch(&c->rows, n * sizeof *src);
     if (!src) return vgpt_err_set(&c->first, "bf16: out of memory for %d input rows", M);
     mm_shape *s = shape_for(w, M, flags);
     if (!s) return vgpt_err_set(&c->first, "bf16: oneDNN cannot build a (%d,%d)x(%d,%d) product", M, w->C, w->C, w->OC);
-    vgpt_mm_to_bf16(src, inp, n);
+    if (!bf16_in) vgpt_mm_to_bf16(src, inp, n);
     dnnl_memory_set_data_handle(s->src, src);
     dnnl_memory_set_data_handle(s->dst, out);
     dnnl_exec_arg_t args[4] = {
@@ -308,11 +311,25 @@ void vgpt_mm_run_pool(const vgpt_mm *cw, float *out, const float *inp, int M, in
     int rc = w->c->failed                              ? 0
              : w->c->own                                   ? vgpt_mm_own_run(w, out, inp, M, flags, pool)
              : w->gemv && pool && M <= VGPT_MM_GEMV_ROWS ? vgpt_mm_gemv_run(w, out, inp, M, flags, pool)
-                                                           : run_locked(w, out, inp, M, flags);
+                                                           : run_typed(w, out, inp, 0, M, flags);
     if (rc) w->c->failed = 1;
     pthread_mutex_unlock(&w->c->lock);
 }
 
 void vgpt_mm_run(const vgpt_mm *w, float *out, const float *inp, int M, int flags) {
     vgpt_mm_run_pool(w, out, inp, M, flags, NULL);
+}
+
+void vgpt_mm_mlp(const vgpt_mm *fc1, const vgpt_mm *fc2, float *out, const float *inp, float *hidden, int M,
+                 int flags1, int flags2) {
+    vgpt_mm *w1 = (vgpt_mm *)fc1, *w2 = (vgpt_mm *)fc2; /* as in vgpt_mm_run_pool */
+    if (M <= 0) return;
+    pthread_mutex_lock(&w1->c->lock);
+    int rc = w1->c->failed ? 0
+             : w1->c->own  ? vgpt_mm_own_run(w1, hidden, inp, M, flags1, NULL) ||
+                               vgpt_mm_own_run(w2, out, hidden, M, flags2, NULL)
+                           : run_typed(w1, hidden, inp, 0, M, flags1 | MM_DST_BF16) ||
+                               run_typed(w2, out, hidden, 1, M, flags2);
+    if (rc) w1->c->failed = 1;
+    pthread_mutex_unlock(&w1->c->lock);
 }

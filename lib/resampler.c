@@ -30,8 +30,7 @@ static void resampler_layer(const vgpt_resampler *r, const vgpt_resampler_layer 
         }
     vgpt_lin_forward(x, att, &Ly->proj_out, N * L, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, Ly->mlp_ln.scale, Ly->mlp_ln.shift, N * L, D, RS_EPS);
-    vgpt_lin_forward(hid, xn, &Ly->fc1, N * L, VGPT_GELU_ERF);
-    vgpt_lin_forward(x, hid, &Ly->fc2, N * L, VGPT_ACCUMULATE);
+    vgpt_lin_mlp(x, xn, &Ly->fc1, &Ly->fc2, hid, N * L, VGPT_GELU_ERF, VGPT_ACCUMULATE);
 }
 
 int vgpt_resampler_forward(const vgpt_resampler *r, const float *media, int N, int M, float *out,

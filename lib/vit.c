@@ -45,8 +45,7 @@ static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int 
         }
     vgpt_lin_forward(x, att, &L->proj, rows, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, L->ln2.scale, L->ln2.shift, rows, D, eps_of(v));
-    vgpt_lin_forward(hid, xn, &L->fc1, rows, VGPT_GELU_ERF);
-    vgpt_lin_forward(x, hid, &L->fc2, rows, VGPT_ACCUMULATE);
+    vgpt_lin_mlp(x, xn, &L->fc1, &L->fc2, hid, rows, VGPT_GELU_ERF, VGPT_ACCUMULATE);
 }
 
 static int reserve(const vgpt_vit *v, int N, vgpt_vit_ws *ws) {
