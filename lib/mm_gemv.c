@@ -21,7 +21,7 @@
 #define BLOCK 64 /* output columns per block of the layout */
 #define GROUP 4 /* rows per pass over a block: 4 x 4 accumulators in registers (blocks()'s cases) */
 #ifndef AHEAD
-#define AHEAD 16 /* pair rows of 256 bytes the prefetch runs ahead */
+#define AHEAD 32 /* pair rows of 256 bytes the prefetch runs ahead (Zen 4, batch 1: 32 beat 16 and 64) */
 #endif
 
 int vgpt_mm_gemv_usable(const vgpt_mm *w) {
@@ -43,7 +43,9 @@ typedef struct gemv_job {
 // rows m0..m0+R-1 of out against block nb: out[m][nb*64 .. +64) (fewer at the
 // end); R is a constant after inlining, so acc stays in registers.  Pass g of
 // G over the block streams a 1/G share of the next block (next, or NULL) into
-// L2, so that memory stays busy while the later passes compute.
+// L2, so that memory stays busy while the later passes compute.  A single
+// pass (G 1) needs no such share: the blocks lie one after another, so the
+// prefetch ahead runs on into the next (Zen 4, batch 1: 5-10% more bandwidth).
 static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_job *j, int nb, int m0, int R,
                                                                     const uint16_t *next, int g, int G) {
     int C2 = j->w->C / 2, OC = j->w->OC, n0 = nb * BLOCK, cols = OC - n0 < BLOCK ? OC - n0 : BLOCK;
@@ -56,7 +58,7 @@ static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_j
         const uint16_t *row = wb + (size_t)p * 2 * BLOCK;
         if (g == 0)
             for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + AHEAD * 2 * BLOCK + 32 * l), _MM_HINT_T0);
-        for (int l = 0, at = (g * C2 + p) * share; next && l < share && at + l < 4 * C2; l++)
+        for (int l = 0, at = (g * C2 + p) * share; G > 1 && next && l < share && at + l < 4 * C2; l++)
             _mm_prefetch((const char *)(next + (size_t)(at + l) * 32), _MM_HINT_T1);
         __m512bh wv[4];
         for (int v = 0; v < 4; v++) wv[v] = (__m512bh)_mm512_loadu_si512(row + 32 * v);

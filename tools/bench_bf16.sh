@@ -19,9 +19,12 @@ tag() { sed "s/^{/{\"run\":\"$1\",/" | tee -a "$res"; }
 echo "== CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) ($(grep -o -w 'amx_bf16\|avx512_bf16\|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' '))" >&2
 # bf16 runs everywhere: oneDNN's products on AVX-512, vgpt's own below it
 bf16="fp32 bf16"
-echo "== vgpt $bf16 (engine, 2 threads)" >&2
-"$build/vgpt-bench" "$ck32" 2 fp32 | tag vgpt-fp32
-"$build/vgpt-bench" "$ck32" 2 bf16 | tag vgpt-bf16
+echo "== vgpt $bf16 (engine, 2 threads; each part measured for both in turn, in one process)" >&2
+"$build/vgpt-bench" "$ck32" 2 fp32,bf16 | tee "$out/vgpt.jsonl"
+for p in $bf16; do # into the results, by precision (the machine's ceilings to both)
+    grep -v '"precision":' "$out/vgpt.jsonl" | tag vgpt-$p > /dev/null
+    grep "\"precision\":\"$p\"" "$out/vgpt.jsonl" | tag vgpt-$p > /dev/null
+done
 if grep -qw amx_bf16 /proc/cpuinfo; then
     echo "== vgpt bf16 with AMX switched off (DNNL_MAX_CPU_ISA=AVX512_CORE_BF16: the AVX512-BF16 path of Zen 4 hosts, on this CPU)" >&2
     DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 "$build/vgpt-bench" "$ck32" 2 bf16 | tag vgpt-bf16-avx512bf16

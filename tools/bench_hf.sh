@@ -20,14 +20,14 @@ if [ ! -f "$d/.done" ]; then
     $py "$ref" mkfix --out "$d" --preset full --layout safetensors --eos-bias 11 >&2 && touch "$d/.done"
 fi
 echo "== CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), 2 threads" >&2
-line=$("$build/vgpt-bench" "$d" 2 fp32 15 | tee /dev/stderr | grep '"captions","images":64')
+line=$("$build/vgpt-bench" "$d" 2 fp32 15 | tee /dev/stderr | grep '"captions",.*"images":64,')
 vg=$(printf '%s' "$line" | sed 's/.*"captions_per_s":\([0-9.]*\).*/\1/')
 fl=$(printf '%s' "$line" | sed 's/.*"floor_captions_per_s":\([0-9.]*\).*/\1/')
 echo "{\"bench\":\"hf_captions_stream\",\"impl\":\"vgpt\",\"dtype\":\"fp32\",\"images\":64,\"batch\":16,\"tokens\":15,\"captions_per_s\":$vg}"
 tj=$(OMP_WAIT_POLICY=PASSIVE $py "$ref" bench --model "$d" --threads 2 --tokens 15)
 echo "$tj"
 pt=$(printf '%s' "$tj" | sed 's/.*"captions_per_s": \([0-9.]*\).*/\1/')
-vb=$("$build/vgpt-bench" "$d" 2 bf16 15 | grep '"captions","images":64' | sed 's/.*"captions_per_s":\([0-9.]*\).*/\1/')
+vb=$("$build/vgpt-bench" "$d" 2 bf16 15 | grep '"captions",.*"images":64,' | sed 's/.*"captions_per_s":\([0-9.]*\).*/\1/')
 echo "{\"bench\":\"hf_captions_stream\",\"impl\":\"vgpt\",\"dtype\":\"bf16\",\"images\":64,\"batch\":16,\"tokens\":15,\"captions_per_s\":$vb}"
 # ceiling: the most any fp32 engine could gain on PyTorch here, every
 # product at this machine's sgemm rate (vgpt-bench's floor_captions_per_s)

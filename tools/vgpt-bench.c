@@ -2,9 +2,13 @@
  * machine's own ceilings measured in the same run (sgemm peak, memory
  * bandwidth), so every figure can be read against its floor.
  *
- *   vgpt-bench CKPT [--threads N] [--images N]
+ *   vgpt-bench CKPT [THREADS [PRECISIONS [CAPTION_TOKENS]]]
  *
- * Prints one JSON object per line. */
+ * PRECISIONS is fp32, bf16 or both, "fp32,bf16": then the checkpoint is
+ * loaded once per precision and every part is measured for each in turn,
+ * so that their ratios come from the same minutes of a shared host (whose
+ * memory bandwidth drifts by a third between runs).  Prints one JSON
+ * object per line, each naming its precision. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -96,7 +100,17 @@ static int vis_tokens(const vgpt_model *m) {
     return L;
 }
 
-static void bench_encoder(const vgpt_model *m, vgpt_encoder *enc, int batch, double peak) {
+/* One precision's model and what runs it. */
+typedef struct bench_model {
+    vgpt_precision prec;
+    vgpt_model *m;
+    vgpt_encoder *enc;
+    vgpt_gpt_run d;
+} bench_model;
+
+static void bench_encoder(const bench_model *bm, int batch, double peak) {
+    const vgpt_model *m = bm->m;
+    vgpt_encoder *enc = bm->enc;
     int S = m->vit.image;
     size_t L = vgpt_encoder_n_tokens(enc), C = vgpt_encoder_width(enc);
     float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc(batch * L * C * 4);
@@ -107,9 +121,9 @@ static void bench_encoder(const vgpt_model *m, vgpt_encoder *enc, int batch, dou
     double t = now();
     for (int r = 0; r < reps; r++) vgpt_encode(enc, px, batch, vis, &err);
     double s = (now() - t) / (reps * batch);
-    printf("{\"bench\":\"encoder\",\"batch\":%d,\"images_per_s\":%.3f,\"s_per_image\":%.4f,\"vit_gflops\":%.1f,"
-           "\"floor_s_per_image\":%.4f,\"x_floor\":%.2f}\n",
-           batch, 1 / s, s, VIT_GFLOP / s, VIT_GFLOP / peak, s / (VIT_GFLOP / peak));
+    printf("{\"bench\":\"encoder\",\"precision\":\"%s\",\"batch\":%d,\"images_per_s\":%.3f,\"s_per_image\":%.4f,"
+           "\"vit_gflops\":%.1f,\"floor_s_per_image\":%.4f,\"x_floor\":%.2f}\n",
+           vgpt_precision_name(bm->prec), batch, 1 / s, s, VIT_GFLOP / s, VIT_GFLOP / peak, s / (VIT_GFLOP / peak));
     fflush(stdout);
     free(px);
     free(vis);
@@ -174,32 +188,38 @@ static double cross_kv_macs(const vgpt_gpt *g) {
     return n;
 }
 
-static void bench_decoder(const vgpt_model *m, vgpt_gpt_run *d, double bw, double peak_gflops) {
-    double peak = peak_gflops * 1e9;
-    double bytes = step_macs(&m->gpt) * 4;
-    /* The machine's memory bandwidth drifts (a shared host): batch 1 and 16
-     * are measured in turns and the best of three taken for each. */
-    double s1 = 1e9, s16 = 1e9;
-    for (int r = 0; r < 3; r++) {
-        double a = decode_steps(m, d, 1, 24), b = decode_steps(m, d, 16, 24);
-        s1 = a < s1 ? a : s1;
-        s16 = b < s16 ? b : s16;
+/* The machine's memory bandwidth drifts (a shared host): batch 1 and 16
+ * of every precision are measured in turns and the best of three taken
+ * for each. */
+static void bench_decoders(bench_model *bm, int n, double bw, double peak_gflops) {
+    double s1[2] = {1e9, 1e9}, s16[2] = {1e9, 1e9};
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < n; i++) {
+            double a = decode_steps(bm[i].m, &bm[i].d, 1, 24), b = decode_steps(bm[i].m, &bm[i].d, 16, 24);
+            s1[i] = a < s1[i] ? a : s1[i];
+            s16[i] = b < s16[i] ? b : s16[i];
+        }
+    for (int i = 0; i < n; i++) {
+        double peak = peak_gflops * 1e9, bytes = step_macs(&bm[i].m->gpt) * 4;
+        double flops16 = 16 * 2 * bytes / 4; /* one multiply-add per weight per token */
+        const char *p = vgpt_precision_name(bm[i].prec);
+        printf("{\"bench\":\"decoder\",\"precision\":\"%s\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.3f,"
+               "\"floor_ms\":%.2f,\"x_floor\":%.2f}\n",
+               p, s1[i] * 1e3, bytes / 1e9, bytes / bw * 1e3, s1[i] / (bytes / bw));
+        printf("{\"bench\":\"decoder\",\"precision\":\"%s\",\"batch\":16,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,"
+               "\"x_batch1\":%.2f,\"gflops\":%.1f,\"compute_floor_ms\":%.2f,\"x_compute_floor\":%.2f}\n",
+               p, 16 / s16[i], s16[i] * 1e3, (16 / s16[i]) / (1 / s1[i]), flops16 / s16[i] / 1e9,
+               flops16 / peak * 1e3, s16[i] / (flops16 / peak));
     }
-    double flops16 = 16 * 2 * bytes / 4; /* one multiply-add per weight per token */
-    printf("{\"bench\":\"decoder\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.3f,\"floor_ms\":%.2f,"
-           "\"x_floor\":%.2f}\n",
-           s1 * 1e3, bytes / 1e9, bytes / bw * 1e3, s1 / (bytes / bw));
-    printf("{\"bench\":\"decoder\",\"batch\":16,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,\"x_batch1\":%.2f,"
-           "\"gflops\":%.1f,\"compute_floor_ms\":%.2f,\"x_compute_floor\":%.2f}\n",
-           16 / s16, s16 * 1e3, (16 / s16) / (1 / s1), flops16 / s16 / 1e9, flops16 / peak * 1e3,
-           s16 / (flops16 / peak));
     fflush(stdout);
 }
 
 /* Whole captions: encode a batch, then exactly T greedy tokens for it
  * (random weights may emit 50256 early; the count is fixed for fairness). */
-static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run *d, int total, int batch, int T,
-                           double peak) {
+static void bench_captions(bench_model *bm, int total, int batch, int T, double peak) {
+    const vgpt_model *m = bm->m;
+    vgpt_encoder *enc = bm->enc;
+    vgpt_gpt_run *d = &bm->d;
     int S = m->vit.image, L = vgpt_encoder_n_tokens(enc), C = m->gpt.width, V = m->gpt.vocab;
     float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc((size_t)batch * L * C * 4);
     float *logits = malloc((size_t)batch * V * 4);
@@ -234,50 +254,68 @@ static void bench_captions(const vgpt_model *m, vgpt_encoder *enc, vgpt_gpt_run 
      * resampler and the attention's own products are left out: a bound) */
     double flops = total * (VIT_GFLOP * 1e9 + 2 * L * cross_kv_macs(&m->gpt) + 2.0 * T * step_macs(&m->gpt));
     double floor_s = flops / (peak * 1e9);
-    printf("{\"bench\":\"captions\",\"images\":%d,\"batch\":%d,\"tokens\":%d,\"captions_per_s\":%.3f,"
-           "\"s_per_caption\":%.3f,\"floor_captions_per_s\":%.3f,\"x_floor\":%.2f}\n",
-           total, batch, T, total / dt, dt / total, total / floor_s, dt / floor_s);
+    printf("{\"bench\":\"captions\",\"precision\":\"%s\",\"images\":%d,\"batch\":%d,\"tokens\":%d,"
+           "\"captions_per_s\":%.3f,\"s_per_caption\":%.3f,\"floor_captions_per_s\":%.3f,\"x_floor\":%.2f}\n",
+           vgpt_precision_name(bm->prec), total, batch, T, total / dt, dt / total, total / floor_s, dt / floor_s);
     fflush(stdout);
     for (int b = 0; b < batch; b++) vgpt_kv_free(&kv[b]);
     free(px); free(vis); free(logits); free(x); free(kv); free(kvp); free(xp); free(tok);
 }
 
+/* "fp32", "bf16" or "fp32,bf16" -> bm[0..n-1].prec; -1 if not one of those. */
+static int parse_precisions(const char *arg, bench_model *bm) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%s", arg);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == 2 || vgpt_precision_parse(t, &bm[n].prec)) return -1;
+        n++;
+    }
+    return n ? n : -1;
+}
+
+static int load(bench_model *bm, const char *path) {
+    vgpt_err err;
+    if (vgpt_model_load(path, VGPT_LOAD_ALL | (bm->prec == VGPT_BF16 ? VGPT_LOAD_BF16 : 0), &bm->m, &err) ||
+        vgpt_encoder_new(bm->m, &bm->enc, &err) || vgpt_gpt_run_init(&bm->d, bm->m, 2, &err)) {
+        fprintf(stderr, "vgpt-bench: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     vgpt_blas_quiet(argv);
     if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS [fp32|bf16 [CAPTION_TOKENS]]]\n");
+        fprintf(stderr, "usage: vgpt-bench CKPT [THREADS [fp32|bf16|fp32,bf16 [CAPTION_TOKENS]]]\n");
         return 2;
     }
     int threads = argc > 2 ? atoi(argv[2]) : 2;
-    vgpt_precision prec = VGPT_FP32;
-    if (argc > 3 && vgpt_precision_parse(argv[3], &prec)) {
-        fprintf(stderr, "vgpt-bench: precision '%s' is not fp32 or bf16\n", argv[3]);
+    bench_model bm[2] = {{.prec = VGPT_FP32}};
+    int n = argc > 3 ? parse_precisions(argv[3], bm) : 1;
+    if (n < 0) {
+        fprintf(stderr, "vgpt-bench: precisions '%s' are not fp32, bf16 or fp32,bf16\n", argv[3]);
         return 2;
     }
     vgpt_set_threads(threads);
     double peak = sgemm_peak(), bw = read_bandwidth(threads);
     printf("{\"bench\":\"machine\",\"threads\":%d,\"sgemm_gflops\":%.1f,\"read_gb_per_s\":%.1f}\n", threads, peak, bw);
     fflush(stdout);
-    vgpt_err err;
-    vgpt_model *m;
-    if (vgpt_model_load(argv[1], VGPT_LOAD_ALL | (prec == VGPT_BF16 ? VGPT_LOAD_BF16 : 0), &m, &err)) {
-        fprintf(stderr, "vgpt-bench: %s\n", err.msg);
-        return 1;
-    }
-    vgpt_encoder *enc;
-    vgpt_gpt_run d;
-    vgpt_encoder_new(m, &enc, &err);
-    vgpt_gpt_run_init(&d, m, 2, &err);
-    bench_encoder(m, enc, 1, peak);
-    bench_encoder(m, enc, 8, peak);
-    bench_decoder(m, &d, bw * 1e9, peak);
+    for (int i = 0; i < n; i++)
+        if (load(&bm[i], argv[1])) return 1;
     int T = argc > 4 ? atoi(argv[4]) : 20;
-    bench_captions(m, enc, &d, 4, 1, T > 0 ? T : 20, peak);
-    bench_captions(m, enc, &d, 64, 16, T > 0 ? T : 20, peak);
-    printf("{\"bench\":\"isa\",\"precision\":\"%s\",\"kernels\":\"%s\",\"onednn\":\"%s\"}\n",
-           vgpt_precision_name(prec), vgpt_kernels_get()->name, m->mm_ctx ? vgpt_mm_isa(m->mm_ctx) : "unused");
-    vgpt_encoder_free(enc);
-    vgpt_gpt_run_free(&d);
-    vgpt_model_free(m);
+    for (int i = 0; i < n; i++) bench_encoder(&bm[i], 1, peak);
+    for (int i = 0; i < n; i++) bench_encoder(&bm[i], 8, peak);
+    bench_decoders(bm, n, bw * 1e9, peak);
+    for (int i = 0; i < n; i++) bench_captions(&bm[i], 4, 1, T > 0 ? T : 20, peak);
+    for (int i = 0; i < n; i++) bench_captions(&bm[i], 64, 16, T > 0 ? T : 20, peak);
+    for (int i = 0; i < n; i++) {
+        const vgpt_model *m = bm[i].m;
+        printf("{\"bench\":\"isa\",\"precision\":\"%s\",\"kernels\":\"%s\",\"onednn\":\"%s\"}\n",
+               vgpt_precision_name(bm[i].prec), vgpt_kernels_get()->name, m->mm_ctx ? vgpt_mm_isa(m->mm_ctx) : "unused");
+        vgpt_encoder_free(bm[i].enc);
+        vgpt_gpt_run_free(&bm[i].d);
+        vgpt_model_free(bm[i].m);
+    }
     return 0;
 }
