@@ -354,6 +354,39 @@ static void mm_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c, int M, int C, 
     vgpt_mm_free(m);
 }
 
+/* vgpt_mm_mlp hands fc1's GELU'd result to fc2 in bf16 as oneDNN writes
+ * it: the same values as fc2 rounding an fp32 copy, so the same result,
+ * bit for bit, as the two products run one after the other. */
+static void mlp_case(check_state *st, uint64_t *s, vgpt_mm_ctx *c) {
+    enum { M = 37, C = 96, H = 160 };
+    static float w1[H * C], b1[H], w2[C * H], b2[C], x[M * C], hid[M * H], y0[M * C], ya[M * C], yb[M * C];
+    fill(w1, H * C, s, 1.0f);
+    fill(b1, H, s, 1.0f);
+    fill(w2, C * H, s, 1.0f);
+    fill(b2, C, s, 1.0f);
+    fill(x, M * C, s, 1.0f);
+    fill(y0, M * C, s, 1.0f);
+    vgpt_err err;
+    const float *w1s[1] = {w1}, *b1s[1] = {b1}, *w2s[1] = {w2}, *b2s[1] = {b2};
+    int h = H, cc = C;
+    vgpt_mm *fc1 = vgpt_mm_new(c, C, 1, w1s, b1s, &h, &err), *fc2 = vgpt_mm_new(c, H, 1, w2s, b2s, &cc, &err);
+    CHECK(st, fc1 && fc2, "an MLP's two weights convert to bf16");
+    if (fc1 && fc2) {
+        memcpy(ya, y0, sizeof ya);
+        memcpy(yb, y0, sizeof yb);
+        vgpt_mm_run(fc1, hid, x, M, VGPT_GELU_ERF);
+        vgpt_mm_run(fc2, ya, hid, M, VGPT_ACCUMULATE);
+        vgpt_mm_mlp(fc1, fc2, yb, x, hid, M, VGPT_GELU_ERF, VGPT_ACCUMULATE);
+        int differ = 0;
+        for (int i = 0; i < M * C; i++) differ += memcmp(&ya[i], &yb[i], sizeof ya[i]) != 0;
+        int failed = vgpt_mm_ctx_check(c, &err);
+        CHECK(st, !failed && differ == 0, "bf16 MLP with the hidden state in bf16 = its two products (%s: %d of %d differ)",
+              vgpt_mm_isa(c), differ, M * C);
+    }
+    vgpt_mm_free(fc1);
+    vgpt_mm_free(fc2);
+}
+
 static void test_mm_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
     vgpt_err err;
     vgpt_mm_ctx *c = NULL;
@@ -362,6 +395,7 @@ static void test_mm_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
     if (!c) return;
     mm_case(st, s, c, 37, 96, 130, NULL, VGPT_ACCUMULATE);
     mm_case(st, s, c, 37, 96, 130, NULL, VGPT_GELU_ERF);
+    mlp_case(st, s, c);
     static const int Ms[] = {1, 2, 3, 4, 5, 6, 11, 16, 17};
     for (size_t i = 0; i < sizeof Ms / sizeof *Ms; i++)
         mm_case(st, s, c, Ms[i], 64, 130, pool, i % 3 ? VGPT_ACCUMULATE : VGPT_GELU_ERF);
