@@ -130,10 +130,13 @@ static void bind_gpt(vgpt_binder *b, const vgpt_hf_config *c) {
         b->failed = 1;
         return;
     }
-    g->tok_emb = vgpt_bind_get2(b, g->vocab, C, TR "wte.weight");
+    vgpt_bind_matrix(b, &g->tok_emb, g->vocab, C, TR "wte.weight");
     g->pos_emb = vgpt_bind_get2(b, g->pos_rows, C, TR "wpe.weight");
     b->m->tied = c->tied; /* transformers ties lm_head to wte whatever the file holds */
-    g->out_head = c->tied ? g->tok_emb : vgpt_bind_get2(b, g->vocab, C, "decoder.lm_head.weight");
+    if (c->tied)
+        g->out_head = g->tok_emb; /* NULL while tok_emb is deferred: vgpt_model_pack_decoder widens it */
+    else
+        vgpt_bind_matrix(b, &g->out_head, g->vocab, C, "decoder.lm_head.weight");
     for (int i = 0; i < c->n_layer && !b->failed; i++) bind_block(b, &g->blocks[i], i, C, c->n_inner);
     g->n_blocks = g->n_layers = g->n_cross = c->n_layer;
     vgpt_bind_ln(b, &g->ln_final, C, TR "ln_f", "weight", "bias");

@@ -24,7 +24,7 @@ static void bind_vit_layer(vgpt_binder *b, vgpt_vit_layer *L, int i, int D) {
     vgpt_bind_ln(b, &L->ln2, D, p, "ln_2.weight", "ln_2.bias");
     L->qkv.in = D;
     L->qkv.out = 3 * D;
-    L->qkv.w = vgpt_bind_get2(b, 3 * D, D, "%s.self_attention.in_proj_weight", p);
+    vgpt_bind_matrix(b, &L->qkv.w, 3 * D, D, "%s.self_attention.in_proj_weight", p);
     L->qkv.b = vgpt_bind_get1(b, 3 * D, "%s.self_attention.in_proj_bias", p);
     snprintf(q, sizeof q, "%s.self_attention.out_proj", p);
     vgpt_bind_lin(b, &L->proj, D, D, 1, q);
@@ -255,12 +255,15 @@ static void bind_gpt(vgpt_binder *b, const vgpt_config *cfg) {
         vgpt_err_set(b->err, "%s: text width %d is not divisible into %d heads (n_heads in config.json)", path, C, g->n_heads);
         return;
     }
-    g->tok_emb = vgpt_bind_get2(b, g->vocab, C, "tok_emb.weight");
+    vgpt_bind_matrix(b, &g->tok_emb, g->vocab, C, "tok_emb.weight");
     g->pos_emb = vgpt_bind_get2(b, g->pos_rows, C, "pos_emb.weight");
     const vgpt_tensor *oh = vgpt_bind_find(b, "out_head.weight");
     b->m->tied = !oh || (oh->storage_key && te->storage_key && !strcmp(oh->storage_key, te->storage_key) &&
                          oh->data == te->data);
-    g->out_head = b->m->tied ? g->tok_emb : vgpt_bind_get2(b, g->vocab, C, "out_head.weight");
+    if (b->m->tied)
+        g->out_head = g->tok_emb; /* NULL while tok_emb is deferred: vgpt_model_pack_decoder widens it */
+    else
+        vgpt_bind_matrix(b, &g->out_head, g->vocab, C, "out_head.weight");
     g->n_blocks = g->n_layers = g->n_cross = 0;
     while (g->n_blocks < VGPT_MAX_LAYERS && vgpt_bind_has(b, "trf_blocks.%d.att.W_query.weight", g->n_blocks)) {
         vgpt_block *blk = &g->blocks[g->n_blocks];

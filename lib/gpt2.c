@@ -194,7 +194,7 @@ int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *con
     for (int b = 0; b < B; b++) {
         const float *pe = g->pos_emb + (size_t)kv[b]->pos * C;
         float *h = d->h.p + (size_t)b * C;
-        vgpt_model_copy_weights(d->m, h, g->tok_emb + (size_t)token[b] * C, C);
+        vgpt_model_token_row(d->m, h, token[b]);
         for (int i = 0; i < C; i++) h[i] += pe[i];
     }
     int l = 0, x = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "half.h"
 #include "linear.h"
 
 /* FNV-1a over every tensor's name, dtype, shape and a sample of its bytes:
@@ -58,6 +59,26 @@ static void release_source(void *arg, const float *p, size_t n) {
     if (m->ckpt) vgpt_ckpt_drop_pages(m->ckpt, p, n * sizeof(float));
 }
 
+void vgpt_model_token_row(const vgpt_model *m, float *dst, int token) {
+    const vgpt_gpt *g = &m->gpt;
+    size_t C = (size_t)g->width;
+    if (g->tok_emb) {
+        vgpt_model_copy_weights(m, dst, g->tok_emb + (size_t)token * C, C);
+        return;
+    }
+    const vgpt_tensor *t = &vgpt_model_deferred(m, &g->tok_emb)->view; /* VGPT_DEFER_ROWS */
+    const uint16_t *row = (const uint16_t *)t->data + (size_t)token * C;
+    uint16_t raw[512];
+    for (size_t i = 0; i < C; i += 512) {
+        size_t n = C - i < 512 ? C - i : 512;
+        vgpt_ckpt_copy(m->ckpt, raw, row + i, n * sizeof *raw);
+        if (t->dtype == VGPT_DT_F16)
+            vgpt_half_to_float_n(raw, dst + i, n);
+        else
+            for (size_t k = 0; k < n; k++) dst[i + k] = vgpt_bf16_to_float(raw[k]);
+    }
+}
+
 int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err) {
     *out = NULL;
     int parts = flags & VGPT_LOAD_ALL;
@@ -87,11 +108,10 @@ int vgpt_model_load(const char *path, int flags, vgpt_model **out, vgpt_err *err
         vgpt_model_free(m);
         return -1;
     }
-    if (m->precision == VGPT_BF16 && vgpt_model_to_bf16(m, parts, err)) {
-        vgpt_model_free(m);
-        return -1;
-    }
-    if ((parts & VGPT_LOAD_DECODER) && vgpt_model_pack_decoder(m, err)) {
+    /* The decoder first: its head is the largest matrix (see model_pack.c);
+     * what is still deferred then (the fp32 encoder's weights) is widened. */
+    if (((parts & VGPT_LOAD_DECODER) && vgpt_model_pack_decoder(m, err)) ||
+        (m->precision == VGPT_BF16 && vgpt_model_to_bf16(m, parts, err)) || vgpt_model_widen_all(m, err)) {
         vgpt_model_free(m);
         return -1;
     }
@@ -125,6 +145,7 @@ void vgpt_model_free(vgpt_model *m) {
     vgpt_mm_ctx_free(m->mm_ctx);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    free(m->deferred);
     vgpt_ckpt_free(m->ckpt);
     free(m);
 }

@@ -77,6 +77,17 @@ typedef struct vgpt_gpt {
     vgpt_packed packed_head; /* out_head, packed */
 } vgpt_gpt;
 
+/* A weight matrix of the checkpoint that is not usable in place (fp16,
+ * bf16, strided): bound with its slot left NULL and widened only when the
+ * load converts or packs it (vgpt_model_widen), so that a narrow checkpoint
+ * is never resident widened as a whole, only one matrix at a time. */
+enum { VGPT_DEFER_PENDING, VGPT_DEFER_WIDENED, VGPT_DEFER_ROWS };
+typedef struct vgpt_deferred {
+    const float **slot; /* where the fp32 matrix goes */
+    vgpt_tensor view;   /* the tensor (or a transposed / sliced view of it) */
+    int state;          /* VGPT_DEFER_ROWS: tok_emb, read a row at a time (vgpt_model_token_row) */
+} vgpt_deferred;
+
 typedef struct vgpt_model {
     vgpt_ckpt *ckpt;
     const vgpt_family *family; /* family.h: keys, bridge, preprocessing, special tokens */
@@ -91,6 +102,8 @@ typedef struct vgpt_model {
     char fingerprint[17]; /* hex digest of tensor names, shapes and sampled bytes */
     void **owned;       /* widened fp16/bf16 copies */
     int n_owned, cap_owned;
+    vgpt_deferred *deferred; /* matrices bound but not yet widened (model_bind.c) */
+    int n_deferred, cap_deferred;
 } vgpt_model;
 
 /* What a process needs: the encoder side, the decoder side, or both; with
@@ -111,6 +124,17 @@ void vgpt_model_free(vgpt_model *m);
  * 0 when it brings none, -1 with err, -2 with err when they are settings
  * vgpt cannot follow (family.h). */
 int vgpt_model_peek_gen(const char *path, vgpt_gen_opts *o, vgpt_err *err);
+
+/* model_bind.c: the deferred matrix bound to slot, if it was one.  widen
+ * fills *slot if it is still pending (0, or -1 out of memory, naming the
+ * tensor); widen_all does so for every one still pending. */
+const vgpt_deferred *vgpt_model_deferred(const vgpt_model *m, const float *const *slot);
+int vgpt_model_widen(vgpt_model *m, const float **slot, vgpt_err *err);
+int vgpt_model_widen_all(vgpt_model *m, vgpt_err *err);
+
+/* dst (C floats) = row `token` of tok_emb: from the fp32 tensor, or, when
+ * the checkpoint's is narrow, widened from its row in the file. */
+void vgpt_model_token_row(const vgpt_model *m, float *dst, int token);
 
 /* Frees p if it is one of the model's widened copies; returns 1 if it was. */
 int vgpt_model_free_owned(vgpt_model *m, const void *p);

@@ -7,6 +7,7 @@
 
 /* The Linear as a bf16 weight; its fp32 form dropped. */
 static int to_bf16(vgpt_model *m, vgpt_lin *l, const char *what, int i, vgpt_err *err) {
+    if (vgpt_model_widen(m, &l->w, err)) return -1;
     if (!l->w) return 0; /* absent (an identity projection) */
     const float *w = l->w, *b = l->b;
     l->mm = vgpt_mm_new(m->mm_ctx, l->in, 1, &w, &b, &l->out, err);

@@ -17,8 +17,7 @@ int vgpt_bind_has(const vgpt_binder *b, const char *fmt, ...) {
     return vgpt_ckpt_find(b->m->ckpt, name) != NULL;
 }
 
-static void *own(vgpt_binder *b, size_t bytes) {
-    vgpt_model *m = b->m;
+static void *own(vgpt_model *m, size_t bytes) {
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? 2 * m->cap_owned : 64;
         void **p = realloc(m->owned, cap * sizeof *p);
@@ -54,15 +53,19 @@ static float load_elem(const vgpt_tensor *t, int64_t idx) {
     }
 }
 
+static int in_place(const vgpt_tensor *t) {
+    return t->dtype == VGPT_DT_F32 && t->contiguous;
+}
+
 /* fp32 contiguous tensors are returned in place; anything else is widened
  * (and gathered through its strides) into an owned buffer. */
-const float *vgpt_bind_materialize(vgpt_binder *b, const vgpt_tensor *t) {
-    if (t->dtype == VGPT_DT_F32 && t->contiguous) return t->data;
+static const float *materialize(vgpt_model *m, const vgpt_tensor *t) {
+    if (in_place(t)) return t->data;
     /* a matrix gets room for whole VGPT_PANEL-row panels, so the decoder's
      * can be packed in place (vgpt_pack_in_place), not beside themselves */
     size_t n = t->ndim == 2 ? (size_t)((t->shape[0] + VGPT_PANEL - 1) / VGPT_PANEL * VGPT_PANEL) * t->shape[1]
                             : (size_t)t->numel;
-    float *dst = own(b, n * sizeof(float));
+    float *dst = own(m, n * sizeof(float));
     if (!dst) return NULL;
     int64_t idx[VGPT_MAX_DIMS] = {0};
     for (int64_t i = 0; i < t->numel; i++) {
@@ -75,8 +78,50 @@ const float *vgpt_bind_materialize(vgpt_binder *b, const vgpt_tensor *t) {
         }
     }
     /* the narrow original is not read again: its pages leave the resident set */
-    if (t->contiguous) vgpt_ckpt_drop_pages(b->m->ckpt, t->data, (size_t)t->numel * vgpt_dtype_size(t->dtype));
+    if (t->contiguous) vgpt_ckpt_drop_pages(m->ckpt, t->data, (size_t)t->numel * vgpt_dtype_size(t->dtype));
     return dst;
+}
+
+const float *vgpt_bind_materialize(vgpt_binder *b, const vgpt_tensor *t) {
+    return materialize(b->m, t);
+}
+
+/* *slot is widened from view when the load first needs it (vgpt_model_widen). */
+static void defer(vgpt_binder *b, const float **slot, const vgpt_tensor *view) {
+    vgpt_model *m = b->m;
+    *slot = NULL;
+    if (m->n_deferred == m->cap_deferred) {
+        int cap = m->cap_deferred ? 2 * m->cap_deferred : 64;
+        vgpt_deferred *p = realloc(m->deferred, cap * sizeof *p);
+        if (!p) {
+            vgpt_bind_fail(b, "%s: out of memory binding tensor %s", vgpt_ckpt_path(m->ckpt), view->name);
+            return;
+        }
+        m->deferred = p;
+        m->cap_deferred = cap;
+    }
+    m->deferred[m->n_deferred++] = (vgpt_deferred){.slot = slot, .view = *view};
+}
+
+const vgpt_deferred *vgpt_model_deferred(const vgpt_model *m, const float *const *slot) {
+    for (int i = 0; i < m->n_deferred; i++)
+        if (m->deferred[i].slot == slot) return &m->deferred[i];
+    return NULL;
+}
+
+int vgpt_model_widen(vgpt_model *m, const float **slot, vgpt_err *err) {
+    vgpt_deferred *d = (vgpt_deferred *)vgpt_model_deferred(m, slot);
+    if (!d || d->state != VGPT_DEFER_PENDING) return 0;
+    if (!(*slot = materialize(m, &d->view)))
+        return vgpt_err_set(err, "%s: out of memory widening tensor %s", vgpt_ckpt_path(m->ckpt), d->view.name);
+    d->state = VGPT_DEFER_WIDENED;
+    return 0;
+}
+
+int vgpt_model_widen_all(vgpt_model *m, vgpt_err *err) {
+    for (int i = 0; i < m->n_deferred; i++)
+        if (vgpt_model_widen(m, m->deferred[i].slot, err)) return -1;
+    return 0;
 }
 
 static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
@@ -86,17 +131,17 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
     if (n < len) snprintf(buf + n, len - n, "]");
 }
 
-/* Looks up a tensor, checks its rank and every dimension given (VGPT_BIND_ANY = free),
- * and returns fp32 data.  On failure records the first error and returns NULL. */
-static const float *getv(vgpt_binder *b, const int64_t *want, int ndim, const char *fmt, va_list ap) {
+/* Looks up a tensor and checks its rank, every dimension given
+ * (VGPT_BIND_ANY = free) and its dtype.  On failure records the first error
+ * and returns NULL. */
+static const vgpt_tensor *checked(vgpt_binder *b, const int64_t *want, int ndim, const char *fmt, va_list ap) {
     char name[256];
     vsnprintf(name, sizeof name, fmt, ap);
     if (b->failed) return NULL;
     const char *path = vgpt_ckpt_path(b->m->ckpt);
     const vgpt_tensor *t = vgpt_ckpt_find(b->m->ckpt, name);
     if (!t) {
-        b->failed = 1;
-        vgpt_err_set(b->err, "%s: missing tensor %s", path, name);
+        vgpt_bind_fail(b, "%s: missing tensor %s", path, name);
         return NULL;
     }
     int ok = t->ndim == ndim;
@@ -107,21 +152,22 @@ static const float *getv(vgpt_binder *b, const int64_t *want, int ndim, const ch
         for (int d = 0; d < ndim; d++) shown[d] = want[d];
         shape_str(got, sizeof got, t->ndim, t->shape);
         shape_str(exp, sizeof exp, ndim, shown);
-        b->failed = 1;
-        vgpt_err_set(b->err, "%s: tensor %s has shape %s, expected %s (-1 = any)", path, name, got, exp);
+        vgpt_bind_fail(b, "%s: tensor %s has shape %s, expected %s (-1 = any)", path, name, got, exp);
         return NULL;
     }
     if (t->dtype == VGPT_DT_OTHER || !t->data) {
-        b->failed = 1;
-        vgpt_err_set(b->err, "%s: tensor %s has dtype %s; vgpt reads float32, float16 and bfloat16",
-                     path, name, vgpt_dtype_name(t->dtype));
+        vgpt_bind_fail(b, "%s: tensor %s has dtype %s; vgpt reads float32, float16 and bfloat16", path, name,
+                       vgpt_dtype_name(t->dtype));
         return NULL;
     }
+    return t;
+}
+
+static const float *getv(vgpt_binder *b, const int64_t *want, int ndim, const char *fmt, va_list ap) {
+    const vgpt_tensor *t = checked(b, want, ndim, fmt, ap);
+    if (!t) return NULL;
     const float *p = vgpt_bind_materialize(b, t);
-    if (!p) {
-        b->failed = 1;
-        vgpt_err_set(b->err, "%s: out of memory widening tensor %s", path, name);
-    }
+    if (!p) vgpt_bind_fail(b, "%s: out of memory widening tensor %s", vgpt_ckpt_path(b->m->ckpt), t->name);
     return p;
 }
 
@@ -143,6 +189,20 @@ const float *vgpt_bind_get2(vgpt_binder *b, int64_t d0, int64_t d1, const char *
     return p;
 }
 
+void vgpt_bind_matrix(vgpt_binder *b, const float **slot, int64_t d0, int64_t d1, const char *fmt, ...) {
+    int64_t want[2] = {d0, d1};
+    va_list ap;
+    va_start(ap, fmt);
+    const vgpt_tensor *t = checked(b, want, 2, fmt, ap);
+    va_end(ap);
+    *slot = NULL;
+    if (!t) return;
+    if (in_place(t))
+        *slot = t->data;
+    else
+        defer(b, slot, t);
+}
+
 const vgpt_tensor *vgpt_bind_find(const vgpt_binder *b, const char *name) {
     return vgpt_ckpt_find(b->m->ckpt, name);
 }
@@ -151,7 +211,7 @@ const vgpt_tensor *vgpt_bind_find(const vgpt_binder *b, const char *name) {
 void vgpt_bind_lin(vgpt_binder *b, vgpt_lin *l, int out, int in, int with_bias, const char *prefix) {
     l->in = in;
     l->out = out;
-    l->w = vgpt_bind_get2(b, out, in, "%s.weight", prefix);
+    vgpt_bind_matrix(b, &l->w, out, in, "%s.weight", prefix);
     l->b = with_bias ? vgpt_bind_get1(b, out, "%s.bias", prefix) : NULL;
 }
 
@@ -204,8 +264,7 @@ void vgpt_bind_conv1d(vgpt_binder *b, vgpt_lin *l, int in, int cols, int col0, i
     v.data = (const uint8_t *)t->data + (size_t)col0 * t->stride[1] * vgpt_dtype_size(t->dtype);
     v.numel = (int64_t)out * in;
     v.contiguous = 0;
-    l->w = vgpt_bind_materialize(b, &v);
-    if (!l->w) vgpt_bind_fail(b, "%s: out of memory transposing tensor %s", vgpt_ckpt_path(b->m->ckpt), name);
+    defer(b, &l->w, &v); /* a transposed view is never in place */
     const float *bias = vgpt_bind_get1(b, cols, "%s.bias", prefix);
     l->b = bias ? bias + col0 : NULL;
 }
@@ -215,7 +274,7 @@ void vgpt_bind_conv1d(vgpt_binder *b, vgpt_lin *l, int in, int cols, int col0, i
 void vgpt_bind_stack(vgpt_binder *b, vgpt_lin *l, int n, int out, int in, const char *const *prefixes) {
     l->in = in;
     l->out = n * out;
-    float *w = own(b, (size_t)n * out * in * sizeof(float)), *bias = own(b, (size_t)n * out * sizeof(float));
+    float *w = own(b->m, (size_t)n * out * in * sizeof(float)), *bias = own(b->m, (size_t)n * out * sizeof(float));
     l->w = w;
     l->b = bias;
     if (!w || !bias) {

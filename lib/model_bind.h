@@ -23,15 +23,21 @@ int vgpt_bind_has(const vgpt_binder *b, const char *fmt, ...) __attribute__((for
 const vgpt_tensor *vgpt_bind_find(const vgpt_binder *b, const char *name);
 /* fp32 data of t: in place when it is contiguous fp32, else widened. */
 const float *vgpt_bind_materialize(vgpt_binder *b, const vgpt_tensor *t);
+/* A matrix the load converts or packs before use (a Linear's weight, the
+ * head, tok_emb), checked to be [d0,d1]: *slot is the tensor in place when
+ * it is contiguous fp32, else NULL until vgpt_model_widen (model.h). */
+void vgpt_bind_matrix(vgpt_binder *b, const float **slot, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The tensor, checked to be [d0] / [d0,d1] (VGPT_BIND_ANY = any size). */
 const float *vgpt_bind_get1(vgpt_binder *b, int64_t d0, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const float *vgpt_bind_get2(vgpt_binder *b, int64_t d0, int64_t d1, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* prefix.weight (out,in) and, when with_bias, prefix.bias (out). */
+/* prefix.weight (out,in) (bound as vgpt_bind_matrix) and, when with_bias,
+ * prefix.bias (out). */
 void vgpt_bind_lin(vgpt_binder *b, vgpt_lin *l, int out, int in, int with_bias, const char *prefix);
 /* GPT-2 Conv1D prefix.weight [in,cols] (+ prefix.bias [cols]): columns
  * col0..col0+out bound as an (out,in) Linear, transposed into a copy the
- * model owns. */
+ * model owns when it is widened (vgpt_model_widen). */
 void vgpt_bind_conv1d(vgpt_binder *b, vgpt_lin *l, int in, int cols, int col0, int out, const char *prefix);
 /* n Linears prefixes[i].weight (out,in) + .bias, stacked into one (n*out,in). */
 void vgpt_bind_stack(vgpt_binder *b, vgpt_lin *l, int n, int out, int in, const char *const *prefixes);

@@ -4,7 +4,7 @@
  * The packed copies replace the checkpoint's tensors for decoding, so the
  * pages of the originals are handed back (vgpt_ckpt_drop_pages): the process
  * holds one copy of the decoder weights, not two.  tok_emb stays readable
- * for the embedding lookup; its pages come back one row at a time. */
+ * for the embedding lookup, read one row at a time (vgpt_model_token_row). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +23,7 @@ static int pack(vgpt_model *m, vgpt_packed *dst, int n, vgpt_lin *const *lins, v
     const float *w[3] = {0}, *b[3] = {0};
     int rows[3] = {0};
     for (int i = 0; i < n; i++) {
+        if (vgpt_model_widen(m, &lins[i]->w, err)) return -1;
         w[i] = lins[i]->w;
         b[i] = lins[i]->b;
         rows[i] = lins[i]->out;
@@ -59,10 +60,14 @@ static int pack_block(vgpt_model *m, vgpt_block *blk, int j, vgpt_err *err) {
            pack(m, &blk->packed_fc2, 1, &fc2, err, "ff.layers.2", j);
 }
 
-int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
+static int pack_head(vgpt_model *m, vgpt_err *err) {
     vgpt_gpt *g = &m->gpt;
-    for (int j = 0; j < g->n_blocks; j++)
-        if (pack_block(m, &g->blocks[j], j, err)) return -1;
+    if (m->tied) { /* the head is tok_emb: widened, if it is narrow, for the packing only */
+        if (vgpt_model_widen(m, &g->tok_emb, err)) return -1;
+        g->out_head = g->tok_emb;
+    } else if (vgpt_model_widen(m, &g->out_head, err)) {
+        return -1;
+    }
     const float *head = g->out_head;
     int vocab = g->vocab;
     if (m->precision == VGPT_BF16) {
@@ -83,6 +88,31 @@ int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
     else
         vgpt_model_drop_weight(m, &g->out_head, (size_t)vocab * g->width);
     return narrow(m, &g->packed_head, err, "out_head", -1);
+}
+
+/* A narrow tok_emb with contiguous rows is never held widened: lookups
+ * widen one row from the file (vgpt_model_token_row); a copy widened for
+ * a tied head's packing goes once the head is packed. */
+static void tokens_by_row(vgpt_model *m) {
+    vgpt_gpt *g = &m->gpt;
+    vgpt_deferred *d = (vgpt_deferred *)vgpt_model_deferred(m, &g->tok_emb);
+    if (!d || d->view.stride[1] != 1 || d->view.stride[0] != g->width) return;
+    if (d->state == VGPT_DEFER_WIDENED) vgpt_model_free_owned(m, g->tok_emb);
+    g->tok_emb = NULL;
+    if (m->tied) g->out_head = NULL; /* packed: a decoding step reads packed_head */
+    d->state = VGPT_DEFER_ROWS;
+}
+
+/* The head first: the largest matrix is widened (from a narrow checkpoint)
+ * while little else is resident, so the load's peak is the weights' held
+ * size plus one block's matrix, not plus the head. */
+int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
+    vgpt_gpt *g = &m->gpt;
+    if (pack_head(m, err)) return -1;
+    tokens_by_row(m);
+    for (int j = 0; j < g->n_blocks; j++)
+        if (pack_block(m, &g->blocks[j], j, err)) return -1;
+    return 0;
 }
 
 void vgpt_model_unpack_decoder(vgpt_model *m) {
