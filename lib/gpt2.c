@@ -8,12 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernels.h"
 #include "linear.h"
 #include "packed.h"
 #include "pool.h"
 
 #define GPT_EPS 1e-5f
+
+/* n fp32 values into element i of a K/V buffer of the given kind. */
+static void kv_store(void *dst, size_t i, const float *src, size_t n, int bf16) {
+    if (bf16)
+        vgpt_float_to_bf16_n(src, (uint16_t *)dst + i, n);
+    else
+        memcpy((float *)dst + i, src, n * sizeof(float));
+}
+
+static size_t kv_elem(int bf16) {
+    return bf16 ? sizeof(uint16_t) : sizeof(float);
+}
 
 int vgpt_gpt_run_init(vgpt_gpt_run *d, const vgpt_model *m, int threads, vgpt_err *err) {
     memset(d, 0, sizeof *d);
@@ -38,8 +51,10 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
     size_t per = (size_t)L * C;
     float *tmp = vgpt_buf_get(&d->xvis, 2 * (size_t)N * per);
     if (!tmp) return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
+    int bf16 = d->m->precision == VGPT_BF16;
     for (int n = 0; n < N; n++) {
-        out[n] = (vgpt_xkv){.kv = malloc(g->n_cross * 2 * per * sizeof(float)), .n_cross = g->n_cross, .L = L, .C = C};
+        out[n] = (vgpt_xkv){.kv = malloc(g->n_cross * 2 * per * kv_elem(bf16)), .n_cross = g->n_cross, .L = L, .C = C,
+                            .bf16 = bf16};
         if (!out[n].kv) {
             for (int i = 0; i < n; i++) vgpt_xkv_free(&out[i]);
             return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
@@ -52,9 +67,8 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
         vgpt_lin_forward(tmp, vis, blk->is_cross ? &blk->k : &blk->xk, N * L, 0);
         vgpt_lin_forward(tmp + (size_t)N * per, vis, blk->is_cross ? &blk->v : &blk->xv, N * L, 0);
         for (int n = 0; n < N; n++) {
-            float *dst = out[n].kv + (size_t)x * 2 * per;
-            memcpy(dst, tmp + n * per, per * sizeof(float));
-            memcpy(dst + per, tmp + (size_t)N * per + n * per, per * sizeof(float));
+            kv_store(out[n].kv, (size_t)x * 2 * per, tmp + n * per, per, bf16);
+            kv_store(out[n].kv, ((size_t)x * 2 + 1) * per, tmp + (size_t)N * per + n * per, per, bf16);
         }
         x++;
     }
@@ -68,9 +82,10 @@ void vgpt_xkv_free(vgpt_xkv *x) {
 
 int vgpt_kv_alloc(vgpt_kv *kv, const vgpt_model *m, int cap) {
     const vgpt_gpt *g = &m->gpt;
-    size_t n = (size_t)g->n_layers * cap * g->width;
-    *kv = (vgpt_kv){.k = malloc(n * sizeof(float)), .v = malloc(n * sizeof(float)), .pos = 0, .cap = cap,
-                    .n_layers = g->n_layers, .C = g->width};
+    int bf16 = m->precision == VGPT_BF16;
+    size_t n = (size_t)g->n_layers * cap * g->width * kv_elem(bf16);
+    *kv = (vgpt_kv){.k = malloc(n), .v = malloc(n), .pos = 0, .cap = cap, .n_layers = g->n_layers, .C = g->width,
+                    .bf16 = bf16};
     if (kv->k && kv->v) return 0;
     vgpt_kv_free(kv);
     return -1;
@@ -83,11 +98,11 @@ void vgpt_kv_free(vgpt_kv *kv) {
 }
 
 void vgpt_kv_copy(vgpt_kv *dst, const vgpt_kv *src) {
-    size_t row = (size_t)src->C * sizeof(float);
+    size_t es = kv_elem(src->bf16), row = (size_t)src->C * es;
     for (int l = 0; l < src->n_layers; l++) {
-        size_t off = (size_t)l * src->cap * src->C, doff = (size_t)l * dst->cap * dst->C;
-        memcpy(dst->k + doff, src->k + off, src->pos * row);
-        memcpy(dst->v + doff, src->v + off, src->pos * row);
+        size_t off = (size_t)l * src->cap * src->C * es, doff = (size_t)l * dst->cap * dst->C * es;
+        memcpy((char *)dst->k + doff, (const char *)src->k + off, src->pos * row);
+        memcpy((char *)dst->v + doff, (const char *)src->v + off, src->pos * row);
     }
     dst->pos = src->pos;
 }
@@ -109,21 +124,23 @@ static void attend_part(void *arg, int part, int n_parts) {
     int C = j->d->m->gpt.width, H = j->d->m->gpt.n_heads;
     float *scratch = j->d->scratch.p + (size_t)part * j->d->scratch_row;
     for (int b = part; b < j->B; b += n_parts) {
-        const float *k, *v;
-        int T;
+        const char *k, *v;
+        int T, bf16;
         if (j->xkv) {
             const vgpt_xkv *xv = j->xkv[b];
-            k = xv->kv + (size_t)j->x * 2 * xv->L * C;
-            v = k + (size_t)xv->L * C;
+            bf16 = xv->bf16;
+            k = (const char *)xv->kv + (size_t)j->x * 2 * xv->L * C * kv_elem(bf16);
+            v = k + (size_t)xv->L * C * kv_elem(bf16);
             T = xv->L;
         } else {
             const vgpt_kv *c = j->kv[b];
-            k = c->k + (size_t)j->l * c->cap * C;
-            v = c->v + (size_t)j->l * c->cap * C;
+            bf16 = c->bf16;
+            k = (const char *)c->k + (size_t)j->l * c->cap * C * kv_elem(bf16);
+            v = (const char *)c->v + (size_t)j->l * c->cap * C * kv_elem(bf16);
             T = c->pos + 1; /* the new token is the last row, so no mask is needed */
         }
-        vgpt_attention(j->d->att.p + (size_t)b * C, C, j->q + (size_t)b * j->ldq, j->ldq, k, C, v, C, 1, T, H, C / H,
-                       -1, scratch);
+        vgpt_attention_one(j->d->att.p + (size_t)b * C, j->q + (size_t)b * j->ldq, k, C, v, C, T, H, C / H, bf16,
+                           scratch);
     }
 }
 
@@ -152,8 +169,8 @@ static void self_block(vgpt_gpt_run *d, const vgpt_block *blk, int l, int x, int
     for (int b = 0; b < B; b++) {
         vgpt_kv *c = kv[b];
         const float *qkv = d->qkv.p + (size_t)b * 3 * C;
-        memcpy(c->k + ((size_t)l * c->cap + c->pos) * C, qkv + C, C * sizeof(float));
-        memcpy(c->v + ((size_t)l * c->cap + c->pos) * C, qkv + 2 * C, C * sizeof(float));
+        kv_store(c->k, ((size_t)l * c->cap + c->pos) * C, qkv + C, C, c->bf16);
+        kv_store(c->v, ((size_t)l * c->cap + c->pos) * C, qkv + 2 * C, C, c->bf16);
     }
     attend_job j = {.d = d, .q = d->qkv.p, .ldq = 3 * C, .B = B, .l = l, .kv = kv};
     vgpt_pool_run(B > 1 ? d->pool : NULL, attend_part, &j); /* one caption: not worth a wake-up */

@@ -13,16 +13,22 @@
 #include "err.h"
 #include "model.h"
 
+/* K and V are held as the model's products take their operands: fp32, or
+ * with --precision bf16 as bf16 (uint16_t, rounded to nearest even once,
+ * when they are made), which halves what attention reads per step. */
+
 /* Cross-attention K and V of one image: (n_cross, 2, L, C). */
 typedef struct vgpt_xkv {
-    float *kv;
+    void *kv;
     int n_cross, L, C;
+    int bf16; /* elements are bf16, not fp32 */
 } vgpt_xkv;
 
 /* Self-attention cache of one caption: k, v are (n_layers, cap, C). */
 typedef struct vgpt_kv {
-    float *k, *v;
+    void *k, *v;
     int pos, cap, n_layers, C;
+    int bf16; /* elements are bf16, not fp32 */
 } vgpt_kv;
 
 struct vgpt_pool;

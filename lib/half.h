@@ -89,6 +89,10 @@ static inline void vgpt_bf16_to_float_n(const uint16_t *src, float *dst, size_t 
     for (size_t i = 0; i < n; i++) dst[i] = vgpt_bf16_to_float(src[i]);
 }
 
+static inline void vgpt_float_to_bf16_n(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = vgpt_float_to_bf16(src[i]);
+}
+
 static inline void vgpt_float_to_half_n(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = vgpt_float_to_half(src[i]);
 }

@@ -10,6 +10,8 @@
 #ifndef VGPT_KERN_H
 #define VGPT_KERN_H
 
+#include <stdint.h>
+
 #include "packed.h"
 
 /* One product out (M,OC) = inp (M,C) @ packed W^T, as packed.c splits it. */
@@ -35,6 +37,11 @@ typedef struct vgpt_kernels {
      * small for a library call; held in registers, not summed per key. */
     void (*scores)(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale);
     void (*mix)(float *out, const float *p, const float *v, int ldv, int n, int hd);
+    /* The same over bf16 keys and values (the decoder's caches with
+     * --precision bf16: half the bytes a step reads), widened exactly as
+     * they are read; q, p, s and out stay fp32. */
+    void (*scores_bf16)(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale);
+    void (*mix_bf16)(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd);
 } vgpt_kernels;
 
 extern const vgpt_kernels vgpt_kernels_avx512, vgpt_kernels_avx2, vgpt_kernels_generic;

@@ -128,37 +128,68 @@ TARGET static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     else all_panels(j, pn0, pn1, FP16);
 }
 
-TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+/* 8 keys' / values' elements from element i of x: fp32, or bf16 widened. */
+INLINE __m256 load8(const void *x, size_t i, int bf16) {
+    if (!bf16) return _mm256_loadu_ps((const float *)x + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+INLINE float elem(const void *x, size_t i, int bf16) {
+    if (!bf16) return ((const float *)x)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)x)[i] << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+INLINE void scores_any(float *s, const float *q, const void *k, int ldk, int n, int hd, float scale, int bf16) {
     for (int t = 0; t < n; t++) {
-        const float *kt = k + (size_t)t * ldk;
+        size_t kt = (size_t)t * ldk;
         __m256 acc = _mm256_setzero_ps();
         int i = 0;
-        for (; i + 8 <= hd; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+        for (; i + 8 <= hd; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8(k, kt + i, bf16), acc);
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
         float sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-        for (; i < hd; i++) sum += q[i] * kt[i];
+        for (; i < hd; i++) sum += q[i] * elem(k, kt + i, bf16);
         s[t] = scale * sum;
     }
 }
 
 /* 32 columns of out at a time, in four ymm accumulators over every key. */
-TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
+INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, int hd, int bf16) {
     int i0 = 0;
     for (; i0 + 32 <= hd; i0 += 32) {
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int t = 0; t < n; t++) {
             __m256 pt = _mm256_set1_ps(p[t]);
-            const float *vt = v + (size_t)t * ldv + i0;
-            for (int c = 0; c < 4; c++) acc[c] = _mm256_fmadd_ps(pt, _mm256_loadu_ps(vt + 8 * c), acc[c]);
+            size_t vt = (size_t)t * ldv + i0;
+            for (int c = 0; c < 4; c++) acc[c] = _mm256_fmadd_ps(pt, load8(v, vt + 8 * c, bf16), acc[c]);
         }
         for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + i0 + 8 * c, acc[c]);
     }
     for (int i = i0; i < hd; i++) {
         float acc = 0.0f;
-        for (int t = 0; t < n; t++) acc += p[t] * v[(size_t)t * ldv + i];
+        for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, bf16);
         out[i] = acc;
     }
 }
 
-const vgpt_kernels vgpt_kernels_avx2 = {"avx2", STRIP, panels, scores, mix};
+TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+    scores_any(s, q, k, ldk, n, hd, scale, 0);
+}
+
+TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
+    mix_any(out, p, v, ldv, n, hd, 0);
+}
+
+TARGET static void scores_bf16(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale) {
+    scores_any(s, q, k, ldk, n, hd, scale, 1);
+}
+
+TARGET static void mix_bf16(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd) {
+    mix_any(out, p, v, ldv, n, hd, 1);
+}
+
+const vgpt_kernels vgpt_kernels_avx2 = {"avx2", STRIP, panels, scores, mix, scores_bf16, mix_bf16};

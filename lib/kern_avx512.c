@@ -126,20 +126,46 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 sum16(__m
     return _mm512_permutexvar_ps(order, e);
 }
 
-TARGET static float dot(const float *a, const float *b, int n) {
+#define INLINE static inline __attribute__((always_inline, target("avx512f,fma")))
+
+/* 16 key / value elements from element i of x: fp32, or bf16 widened. */
+INLINE __m512 load16(const void *x, size_t i, int bf16) {
+    if (!bf16) return _mm512_loadu_ps((const float *)x + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)x + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* The lanes of mask m: fp32 masked; bf16 only ever asks for all or none
+ * (a masked 16-bit load needs AVX512BW, which the target does not assume). */
+INLINE __m512 load16m(__mmask16 m, const void *x, size_t i, int bf16) {
+    if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)x + i);
+    return m ? load16(x, i, 1) : _mm512_setzero_ps();
+}
+
+INLINE float elem(const void *x, size_t i, int bf16) {
+    if (!bf16) return ((const float *)x)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)x)[i] << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+INLINE float dot_any(const float *a, const void *b, size_t off, int n, int bf16) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-    if (i < n) {
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load16(b, off + i, bf16), acc);
+    float tail = 0.0f;
+    if (i < n && !bf16) {
         __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, (const float *)b + off + i), acc);
     }
-    return _mm512_reduce_add_ps(acc);
+    for (; bf16 && i < n; i++) tail += a[i] * elem(b, off + i, 1);
+    return _mm512_reduce_add_ps(acc) + tail;
 }
 
 /* GPT-2's heads are 64 wide: q in four registers, 16 keys at a time;
  * other widths and the last n % 16 keys one dot product each. */
-TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+INLINE void scores_any(float *s, const float *q, const void *k, int ldk, int n, int hd, float scale, int bf16) {
     int t = 0;
     if (hd == 64) {
         __m512 q0 = _mm512_loadu_ps(q), q1 = _mm512_loadu_ps(q + 16), q2 = _mm512_loadu_ps(q + 32),
@@ -147,25 +173,27 @@ TARGET static void scores(float *s, const float *q, const float *k, int ldk, int
         for (; t + 16 <= n; t += 16) {
             __m512 a[16];
             for (int j = 0; j < 16; j++) {
-                const float *kt = k + (size_t)(t + j) * ldk;
-                __m512 acc = _mm512_mul_ps(q0, _mm512_loadu_ps(kt));
-                acc = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kt + 16), acc);
-                acc = _mm512_fmadd_ps(q2, _mm512_loadu_ps(kt + 32), acc);
-                a[j] = _mm512_fmadd_ps(q3, _mm512_loadu_ps(kt + 48), acc);
+                size_t kt = (size_t)(t + j) * ldk;
+                __m512 acc = _mm512_mul_ps(q0, load16(k, kt, bf16));
+                acc = _mm512_fmadd_ps(q1, load16(k, kt + 16, bf16), acc);
+                acc = _mm512_fmadd_ps(q2, load16(k, kt + 32, bf16), acc);
+                a[j] = _mm512_fmadd_ps(q3, load16(k, kt + 48, bf16), acc);
             }
             _mm512_storeu_ps(s + t, _mm512_mul_ps(_mm512_set1_ps(scale), sum16(a)));
         }
     }
-    for (; t < n; t++) s[t] = scale * dot(q, k + (size_t)t * ldk, hd);
+    for (; t < n; t++) s[t] = scale * dot_any(q, k, (size_t)t * ldk, hd, bf16);
 }
 
 /* 64 columns of out at a time, in two sets of four accumulators (even
- * and odd keys: two chains, so the adds do not wait on each other). */
-TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
-    for (int i0 = 0; i0 < hd; i0 += 64) {
+ * and odd keys: two chains, so the adds do not wait on each other).  bf16
+ * takes whole vectors only; its last hd % 16 columns are summed one by one. */
+INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, int hd, int bf16) {
+    int vec = bf16 ? hd / 16 * 16 : hd;
+    for (int i0 = 0; i0 < vec; i0 += 64) {
         __mmask16 m[4];
         for (int c = 0; c < 4; c++) {
-            int left = hd - i0 - 16 * c;
+            int left = vec - i0 - 16 * c;
             m[c] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
         }
         __m512 even[4], odd[4];
@@ -173,19 +201,40 @@ TARGET static void mix(float *out, const float *p, const float *v, int ldv, int 
         int t = 0;
         for (; t + 2 <= n; t += 2) {
             __m512 p0 = _mm512_set1_ps(p[t]), p1 = _mm512_set1_ps(p[t + 1]);
-            const float *v0 = v + (size_t)t * ldv + i0, *v1 = v0 + ldv;
+            size_t v0 = (size_t)t * ldv + i0, v1 = v0 + ldv;
             for (int c = 0; c < 4; c++) {
-                even[c] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[c], v0 + 16 * c), even[c]);
-                odd[c] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m[c], v1 + 16 * c), odd[c]);
+                even[c] = _mm512_fmadd_ps(p0, load16m(m[c], v, v0 + 16 * c, bf16), even[c]);
+                odd[c] = _mm512_fmadd_ps(p1, load16m(m[c], v, v1 + 16 * c, bf16), odd[c]);
             }
         }
         if (t < n) {
             __m512 p0 = _mm512_set1_ps(p[t]);
-            const float *v0 = v + (size_t)t * ldv + i0;
-            for (int c = 0; c < 4; c++) even[c] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m[c], v0 + 16 * c), even[c]);
+            size_t v0 = (size_t)t * ldv + i0;
+            for (int c = 0; c < 4; c++) even[c] = _mm512_fmadd_ps(p0, load16m(m[c], v, v0 + 16 * c, bf16), even[c]);
         }
         for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(out + i0 + 16 * c, m[c], _mm512_add_ps(even[c], odd[c]));
     }
+    for (int i = vec; i < hd; i++) {
+        float acc = 0.0f;
+        for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, 1);
+        out[i] = acc;
+    }
 }
 
-const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, scores, mix};
+TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
+    scores_any(s, q, k, ldk, n, hd, scale, 0);
+}
+
+TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
+    mix_any(out, p, v, ldv, n, hd, 0);
+}
+
+TARGET static void scores_bf16(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale) {
+    scores_any(s, q, k, ldk, n, hd, scale, 1);
+}
+
+TARGET static void mix_bf16(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd) {
+    mix_any(out, p, v, ldv, n, hd, 1);
+}
+
+const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16};

@@ -82,14 +82,21 @@ void vgpt_linear(float *out, const float *inp, const float *weight, const float 
  * per head costs more than the arithmetic, and these run on pool threads. */
 /* Built three times like activations.c's loops (no -march in the build). */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-static void attend_one(float *out, const float *q, const float *k, int ldk, const float *v, int ldv, int Tk, int H,
-                       int hd, float *scratch) {
+void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
+                        int hd, int bf16, float *scratch) {
     // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (Tk)
     const vgpt_kernels *kern = vgpt_kernels_get();
+    const float scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < H; h++) {
-        kern->scores(scratch, q + h * hd, k + h * hd, ldk, Tk, hd, 1.0f / sqrtf((float)hd));
+        if (bf16)
+            kern->scores_bf16(scratch, q + h * hd, (const uint16_t *)k + h * hd, ldk, Tk, hd, scale);
+        else
+            kern->scores(scratch, q + h * hd, (const float *)k + h * hd, ldk, Tk, hd, scale);
         vgpt_softmax_rows(scratch, 1, Tk, -1);
-        kern->mix(out + h * hd, scratch, v + h * hd, ldv, Tk, hd);
+        if (bf16)
+            kern->mix_bf16(out + h * hd, scratch, (const uint16_t *)v + h * hd, ldv, Tk, hd);
+        else
+            kern->mix(out + h * hd, scratch, (const float *)v + h * hd, ldv, Tk, hd);
     }
 }
 
@@ -100,7 +107,7 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
     const float scale = 1.0f / sqrtf((float)hd);
     if (Tq == 1) {
         int n = causal_offset >= 0 && causal_offset + 1 < Tk ? causal_offset + 1 : Tk;
-        attend_one(out, q, k, ldk, v, ldv, n, H, hd, scratch);
+        vgpt_attention_one(out, q, k, ldk, v, ldv, n, H, hd, 0, scratch);
         return;
     }
     for (int h = 0; h < H; h++) {

@@ -31,6 +31,13 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
                     const float *v, int ldv, int Tq, int Tk, int H, int hd,
                     int causal_offset, float *scratch);
 
+/* One query (the decoder's new token) against Tk keys and values, no mask:
+ * q and out are (H*hd) fp32, k and v (Tk, H*hd) with strides ldk / ldv,
+ * fp32, or bf16 (uint16_t) when bf16 is set (the decoder's caches with
+ * --precision bf16), widened as they are read; scratch holds Tk floats. */
+void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
+                        int hd, int bf16, float *scratch);
+
 /* Row-wise softmax of x (rows, cols) in place.  causal_offset >= 0: row r
  * uses its first causal_offset+r+1 entries (at most cols) and the rest are
  * set to 0; -1 = every entry. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "kern.h"
 #include "kernels.h"
 #include "half.h"
 #include "mm.h"
@@ -159,6 +160,72 @@ static void test_decode_attention(check_state *st, uint64_t *s) {
             double e = attention_err(q, kp, vp, out, 1, Tk, H, HD, -1);
             CHECK(st, e < 1e-5, "one query, %d keys, %d-wide heads, rows %d apart (max err %.2g)", Tk, HD, LD, e);
         }
+}
+
+/* The decoder's caches in bf16 (--precision bf16): every kernel set this
+ * CPU runs, called directly, over bf16 keys and values against double sums
+ * of the same (widened) values; head widths with and without a whole
+ * number of 16-wide vectors, rows ld apart (an odd number of 2-byte
+ * elements).  Then the chosen set through vgpt_attention_one. */
+static double bf16_head_err(const vgpt_kernels *kern, uint64_t *s, int HD, int Tk, int ld) {
+    enum { MAXT = 53, MAXD = 80, MAXLD = 2 * MAXD + 17 };
+    static float q[MAXD], p[MAXT], got_s[MAXT], got_o[MAXD], tmp[MAXT * MAXLD];
+    static uint16_t k[MAXT * MAXLD], v[MAXT * MAXLD];
+    fill(q, HD, s, 2.0f);
+    fill(p, Tk, s, 1.0f);
+    fill(tmp, Tk * ld, s, 1.0f);
+    vgpt_float_to_bf16_n(tmp, k, (size_t)Tk * ld);
+    fill(tmp, Tk * ld, s, 1.0f);
+    vgpt_float_to_bf16_n(tmp, v, (size_t)Tk * ld);
+    kern->scores_bf16(got_s, q, k, ld, Tk, HD, 0.125f);
+    kern->mix_bf16(got_o, p, v, ld, Tk, HD);
+    double worst = 0;
+    for (int t = 0; t < Tk; t++) {
+        double want = 0;
+        for (int i = 0; i < HD; i++) want += (double)q[i] * vgpt_bf16_to_float(k[t * ld + i]);
+        worst = fmax(worst, fabs(0.125 * want - got_s[t]));
+    }
+    for (int i = 0; i < HD; i++) {
+        double want = 0;
+        for (int t = 0; t < Tk; t++) want += (double)p[t] * vgpt_bf16_to_float(v[t * ld + i]);
+        worst = fmax(worst, fabs(want - got_o[i]));
+    }
+    return worst;
+}
+
+static void test_decode_attention_bf16(check_state *st, uint64_t *s) {
+    const vgpt_kernels *sets[] = {&vgpt_kernels_generic, &vgpt_kernels_avx2, &vgpt_kernels_avx512};
+    const int runs[] = {1, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                               __builtin_cpu_supports("f16c"),
+                        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")};
+    const int widths[] = {64, 72, 80}, keys[] = {1, 15, 16, 17, 32, 53};
+    for (int k = 0; k < 3; k++) {
+        if (!runs[k]) {
+            printf("SKIP: bf16 attention kernels %s: this CPU does not run them\n", sets[k]->name);
+            continue;
+        }
+        double worst = 0;
+        for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+            for (size_t n = 0; n < sizeof keys / sizeof *keys; n++)
+                worst = fmax(worst, bf16_head_err(sets[k], s, widths[w], keys[n], 2 * widths[w] + 17));
+        CHECK(st, worst < 2e-5, "%s bf16 keys/values: scores and sums over 1..53 keys, heads 64/72/80 wide (max err %.2g)",
+              sets[k]->name, worst);
+    }
+    /* two heads through vgpt_attention_one against the fp32 path on the widened values */
+    enum { H = 2, HD = 64, T = 37, LD = H * HD + 5 };
+    static float q[H * HD], kf[T * LD], vf[T * LD], want[H * HD], got[H * HD], scratch[T];
+    static uint16_t kb[T * LD], vb[T * LD];
+    fill(q, H * HD, s, 2.0f);
+    fill(kf, T * LD, s, 1.0f);
+    fill(vf, T * LD, s, 1.0f);
+    vgpt_float_to_bf16_n(kf, kb, T * LD);
+    vgpt_float_to_bf16_n(vf, vb, T * LD);
+    for (int i = 0; i < T * LD; i++) kf[i] = vgpt_bf16_to_float(kb[i]), vf[i] = vgpt_bf16_to_float(vb[i]);
+    vgpt_attention_one(want, q, kf, LD, vf, LD, T, H, HD, 0, scratch);
+    vgpt_attention_one(got, q, kb, LD, vb, LD, T, H, HD, 1, scratch);
+    double worst = 0;
+    for (int i = 0; i < H * HD; i++) worst = fmax(worst, fabs((double)want[i] - got[i]));
+    CHECK(st, worst < 1e-5, "vgpt_attention_one over bf16 caches = over their widened fp32 values (max diff %.2g)", worst);
 }
 
 /* A prompt longer than 256 tokens once lost its causal mask (a fixed-size
@@ -419,6 +486,7 @@ int main(void) {
     test_linear(&st, &s);
     test_attention(&st, &s);
     test_decode_attention(&st, &s);
+    test_decode_attention_bf16(&st, &s);
     test_long_causal(&st, &s);
     test_softmax(&st);
     vgpt_pool *pool = vgpt_pool_new(2);
