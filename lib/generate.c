@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,12 +15,36 @@ void vgpt_caption_free(vgpt_caption *c) {
     c->n_tokens = 0;
 }
 
+/* The first index of the largest value (NaNs never win; a NaN x[0], or no
+ * value above -inf, gives 0), as the plain loop `if (x[i] > x[best])`
+ * would; but that loop waits on each comparison before the next (~3
+ * cycles a logit: 0.75 ms of a 16-caption step over 50257 logits, Zen 4),
+ * so 16 lanes (GCC vectors: one zmm, two ymm or four xmm, per clone) keep
+ * their own first maximum, merged at the end. */
+typedef float argmax_f __attribute__((vector_size(64)));
+typedef int32_t argmax_i __attribute__((vector_size(64)));
+
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) /* no -march in the build */
 int vgpt_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
+    enum { LANES = 16 };
+    if (n <= 0 || x[0] != x[0]) return 0;
+    argmax_f m;
+    argmax_i at, idx;
+    for (int l = 0; l < LANES; l++) m[l] = -INFINITY, at[l] = -1, idx[l] = l;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES, idx += LANES) {
+        argmax_f v;
+        memcpy(&v, x + i, sizeof v);
+        argmax_i more = v > m; /* -1 where the lane's value is larger */
+        m = (argmax_f)(((argmax_i)v & more) | ((argmax_i)m & ~more));
+        at = (idx & more) | (at & ~more);
+    }
+    int best = -1;
+    for (int l = 0; l < LANES; l++)
+        if (at[l] >= 0 && (best < 0 || m[l] > x[best] || (m[l] == x[best] && at[l] < best))) best = at[l];
+    for (; i < n; i++)
+        if (x[i] > (best < 0 ? -INFINITY : x[best])) best = i;
+    return best < 0 ? 0 : best;
 }
 
 void vgpt_ban_repeated_ngrams(float *logits, const int32_t *seq, int len, int n) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "generate.h"
 #include "kern.h"
 #include "kernels.h"
 #include "half.h"
@@ -226,6 +227,38 @@ static void test_decode_attention_bf16(check_state *st, uint64_t *s) {
     double worst = 0;
     for (int i = 0; i < H * HD; i++) worst = fmax(worst, fabs((double)want[i] - got[i]));
     CHECK(st, worst < 1e-5, "vgpt_attention_one over bf16 caches = over their widened fp32 values (max diff %.2g)", worst);
+}
+
+/* vgpt_argmax (16 vector lanes) against the plain first-maximum loop:
+ * every length 1..70 and the vocabulary's 50257, values drawn from a few
+ * levels so that ties are common, with -inf (banned tokens) and NaNs mixed
+ * in, x[0] NaN, all -inf, and the maximum in the tail past the lanes. */
+static int argmax_plain(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void test_argmax(check_state *st, uint64_t *s) {
+    enum { N = 50257 };
+    static float x[N];
+    int bad = 0, cases = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        int n = trial < 350 ? 1 + trial % 70 : N;
+        for (int i = 0; i < n; i++) {
+            float r = frand(s);
+            x[i] = r < -0.8f ? -INFINITY : r > 0.95f ? NAN : (float)(int)(r * 4.0f);
+        }
+        if (trial % 7 == 0) x[0] = NAN;
+        if (trial % 11 == 0)
+            for (int i = 0; i < n; i++) x[i] = -INFINITY;
+        if (trial % 13 == 0) x[n - 1] = 100.0f;
+        bad += vgpt_argmax(x, n) != argmax_plain(x, n);
+        cases++;
+    }
+    CHECK(st, bad == 0, "argmax = the first maximum of the plain loop in %d of %d cases (ties, -inf, NaN, tails)",
+          cases - bad, cases);
 }
 
 /* A prompt longer than 256 tokens once lost its causal mask (a fixed-size
@@ -487,6 +520,7 @@ int main(void) {
     test_attention(&st, &s);
     test_decode_attention(&st, &s);
     test_decode_attention_bf16(&st, &s);
+    test_argmax(&st, &s);
     test_long_causal(&st, &s);
     test_softmax(&st);
     vgpt_pool *pool = vgpt_pool_new(2);
