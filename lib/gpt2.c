@@ -190,7 +190,7 @@ static int reserve(vgpt_gpt_run *d, int B, int max_ctx) {
     return vgpt_buf_get(&d->h, BC) && vgpt_buf_get(&d->xn, BC) && vgpt_buf_get(&d->qkv, 3 * BC) &&
            vgpt_buf_get(&d->att, BC) &&
            vgpt_buf_get(&d->hidden, (size_t)B * hidden) &&
-           vgpt_buf_get(&d->scratch, (size_t)vgpt_pool_size(d->pool) * (d->scratch_row = max_ctx));
+           vgpt_buf_get(&d->scratch, (size_t)vgpt_pool_size(d->pool) * (d->scratch_row = g->n_heads * max_ctx));
 }
 
 int vgpt_gpt_run_step(vgpt_gpt_run *d, int B, const int32_t *token, vgpt_kv *const *kv,

@@ -37,7 +37,7 @@ typedef struct vgpt_gpt_run {
     const vgpt_model *m;
     struct vgpt_pool *pool; /* threads for the step's matrix products */
     vgpt_buf h, xn, qkv, att, hidden, scratch, xvis;
-    int scratch_row; /* scratch holds one row of this many floats per thread */
+    int scratch_row; /* floats of scratch per thread: every head's scores over the longest context */
 } vgpt_gpt_run;
 
 /* threads: cores for the step's matrix products (the caller is one of them). */

@@ -32,8 +32,9 @@ typedef struct vgpt_kernels {
     /* Panels pn0..pn1-1 of the product, every row. */
     void (*panels)(const vgpt_panel_job *j, int pn0, int pn1);
     /* One query's attention to n keys in one head of width hd (keys and
-     * values rows ldk / ldv apart): s[t] = scale * q . k_t, then out = sum
-     * of p[t] * v_t.  A decoding step runs ~200 of each per caption, too
+     * values rows ldk / ldv apart): s[t] = scale * q . k_t, then out +=
+     * the sum of p[t] * v_t (the caller zeroes out; kernels.c goes over
+     * the keys in blocks).  A decoding step runs thousands of each, too
      * small for a library call; held in registers, not summed per key. */
     void (*scores)(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale);
     void (*mix)(float *out, const float *p, const float *v, int ldv, int n, int hd);

@@ -167,12 +167,12 @@ INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, i
             size_t vt = (size_t)t * ldv + i0;
             for (int c = 0; c < 4; c++) acc[c] = _mm256_fmadd_ps(pt, load8(v, vt + 8 * c, bf16), acc[c]);
         }
-        for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + i0 + 8 * c, acc[c]);
+        for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + i0 + 8 * c, _mm256_add_ps(_mm256_loadu_ps(out + i0 + 8 * c), acc[c]));
     }
     for (int i = i0; i < hd; i++) {
         float acc = 0.0f;
         for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, bf16);
-        out[i] = acc;
+        out[i] += acc;
     }
 }
 

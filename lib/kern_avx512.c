@@ -212,12 +212,15 @@ INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, i
             size_t v0 = (size_t)t * ldv + i0;
             for (int c = 0; c < 4; c++) even[c] = _mm512_fmadd_ps(p0, load16m(m[c], v, v0 + 16 * c, bf16), even[c]);
         }
-        for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(out + i0 + 16 * c, m[c], _mm512_add_ps(even[c], odd[c]));
+        for (int c = 0; c < 4; c++) {
+            __m512 sum = _mm512_add_ps(even[c], odd[c]);
+            _mm512_mask_storeu_ps(out + i0 + 16 * c, m[c], _mm512_add_ps(_mm512_maskz_loadu_ps(m[c], out + i0 + 16 * c), sum));
+        }
     }
     for (int i = vec; i < hd; i++) {
         float acc = 0.0f;
         for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, 1);
-        out[i] = acc;
+        out[i] += acc;
     }
 }
 

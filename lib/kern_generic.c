@@ -45,9 +45,11 @@ static inline void scores_any(float *s, const float *q, const void *k, int ldk, 
 }
 
 static inline void mix_any(float *out, const float *p, const void *v, int ldv, int n, int hd, int bf16) {
-    for (int i = 0; i < hd; i++) out[i] = 0.0f;
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < hd; i++) out[i] += p[t] * elem(v, (size_t)t * ldv + i, bf16);
+    for (int i = 0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, bf16);
+        out[i] += acc;
+    }
 }
 
 static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {

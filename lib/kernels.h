@@ -26,7 +26,7 @@ void vgpt_gelu_tanh(float *x, size_t n);
  * q is (Tq, H*hd) with row stride ldq, k and v are (Tk, H*hd) with strides
  * ldk / ldv, out is (Tq, H*hd) with stride ldo.  Scale is 1/sqrt(hd).
  * causal_offset >= 0 makes query i see keys 0..causal_offset+i only; -1 = no mask.
- * scratch must hold Tq*Tk floats. */
+ * scratch must hold Tq*Tk floats (H*Tk when Tq is 1: vgpt_attention_one). */
 void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                     const float *v, int ldv, int Tq, int Tk, int H, int hd,
                     int causal_offset, float *scratch);
@@ -34,7 +34,7 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
 /* One query (the decoder's new token) against Tk keys and values, no mask:
  * q and out are (H*hd) fp32, k and v (Tk, H*hd) with strides ldk / ldv,
  * fp32, or bf16 (uint16_t) when bf16 is set (the decoder's caches with
- * --precision bf16), widened as they are read; scratch holds Tk floats. */
+ * --precision bf16), widened as they are read; scratch holds H*Tk floats. */
 void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
                         int hd, int bf16, float *scratch);
 

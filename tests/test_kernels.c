@@ -145,7 +145,7 @@ static void test_attention(check_state *st, uint64_t *s) {
  * wider matrix (ld > H * hd), as the cross-attention's K / V are. */
 static void test_decode_attention(check_state *st, uint64_t *s) {
     enum { MAXT = 53, MAXD = 2 * 80, LD = 2 * MAXD + 16 };
-    static float q[MAXD], kv[2 * MAXT * LD], out[MAXD], scratch[MAXT];
+    static float q[MAXD], kv[2 * MAXT * LD], out[MAXD], scratch[2 * MAXT];
     const int widths[] = {64, 80}, keys[] = {1, 15, 16, 17, 32, 53};
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
         for (size_t n = 0; n < sizeof keys / sizeof *keys; n++) {
@@ -179,6 +179,7 @@ static double bf16_head_err(const vgpt_kernels *kern, uint64_t *s, int HD, int T
     fill(tmp, Tk * ld, s, 1.0f);
     vgpt_float_to_bf16_n(tmp, v, (size_t)Tk * ld);
     kern->scores_bf16(got_s, q, k, ld, Tk, HD, 0.125f);
+    memset(got_o, 0, sizeof got_o);
     kern->mix_bf16(got_o, p, v, ld, Tk, HD);
     double worst = 0;
     for (int t = 0; t < Tk; t++) {
@@ -214,7 +215,7 @@ static void test_decode_attention_bf16(check_state *st, uint64_t *s) {
     }
     /* two heads through vgpt_attention_one against the fp32 path on the widened values */
     enum { H = 2, HD = 64, T = 37, LD = H * HD + 5 };
-    static float q[H * HD], kf[T * LD], vf[T * LD], want[H * HD], got[H * HD], scratch[T];
+    static float q[H * HD], kf[T * LD], vf[T * LD], want[H * HD], got[H * HD], scratch[H * T];
     static uint16_t kb[T * LD], vb[T * LD];
     fill(q, H * HD, s, 2.0f);
     fill(kf, T * LD, s, 1.0f);
