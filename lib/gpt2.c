@@ -119,25 +119,35 @@ typedef struct attend_job {
     const vgpt_xkv *const *xkv;
 } attend_job;
 
+/* Caption b's keys and values for this job, their count and kind. */
+static void cache_of(const attend_job *j, int b, const char **k, const char **v, int *T, int *bf16) {
+    int C = j->d->m->gpt.width;
+    if (j->xkv) {
+        const vgpt_xkv *xv = j->xkv[b];
+        *bf16 = xv->bf16;
+        *k = (const char *)xv->kv + (size_t)j->x * 2 * xv->L * C * kv_elem(*bf16);
+        *v = *k + (size_t)xv->L * C * kv_elem(*bf16);
+        *T = xv->L;
+    } else {
+        const vgpt_kv *c = j->kv[b];
+        *bf16 = c->bf16;
+        *k = (const char *)c->k + (size_t)j->l * c->cap * C * kv_elem(*bf16);
+        *v = (const char *)c->v + (size_t)j->l * c->cap * C * kv_elem(*bf16);
+        *T = c->pos + 1; /* the new token is the last row, so no mask is needed */
+    }
+}
+
 static void attend_part(void *arg, int part, int n_parts) {
     const attend_job *j = arg;
     int C = j->d->m->gpt.width, H = j->d->m->gpt.n_heads;
     float *scratch = j->d->scratch.p + (size_t)part * j->d->scratch_row;
-    for (int b = part; b < j->B; b += n_parts) {
-        const char *k, *v;
-        int T, bf16;
-        if (j->xkv) {
-            const vgpt_xkv *xv = j->xkv[b];
-            bf16 = xv->bf16;
-            k = (const char *)xv->kv + (size_t)j->x * 2 * xv->L * C * kv_elem(bf16);
-            v = k + (size_t)xv->L * C * kv_elem(bf16);
-            T = xv->L;
-        } else {
-            const vgpt_kv *c = j->kv[b];
-            bf16 = c->bf16;
-            k = (const char *)c->k + (size_t)j->l * c->cap * C * kv_elem(bf16);
-            v = (const char *)c->v + (size_t)j->l * c->cap * C * kv_elem(bf16);
-            T = c->pos + 1; /* the new token is the last row, so no mask is needed */
+    const char *k, *v, *nk, *nv;
+    int T, bf16, nT, nbf16;
+    if (part < j->B) cache_of(j, part, &k, &v, &T, &bf16);
+    for (int b = part; b < j->B; b += n_parts, k = nk, v = nv, T = nT, bf16 = nbf16) {
+        if (b + n_parts < j->B) { /* the next caption's first keys come in while this one is attended */
+            cache_of(j, b + n_parts, &nk, &nv, &nT, &nbf16);
+            vgpt_attention_prefetch(nk, C, nT, C, nbf16);
         }
         vgpt_attention_one(j->d->att.p + (size_t)b * C, j->q + (size_t)b * j->ldq, k, C, v, C, T, H, C / H, bf16,
                            scratch);

@@ -93,6 +93,11 @@ static void prefetch_rows(const char *p, int rows, size_t ld, size_t bytes) {
         for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
 }
 
+void vgpt_attention_prefetch(const void *k, int ldk, int Tk, int width, int bf16) {
+    size_t es = bf16 ? sizeof(uint16_t) : sizeof(float);
+    prefetch_rows(k, Tk < ATT_BLOCK ? Tk : ATT_BLOCK, (size_t)ldk * es, (size_t)width * es);
+}
+
 /* Built three times like activations.c's loops (no -march in the build). */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,

@@ -38,6 +38,11 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
 void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
                         int hd, int bf16, float *scratch);
 
+/* Starts bringing the first keys vgpt_attention_one will read (width
+ * values of each row) into cache: called for the next caption while one
+ * is attended, so that its first block is not read at memory latency. */
+void vgpt_attention_prefetch(const void *k, int ldk, int Tk, int width, int bf16);
+
 /* Row-wise softmax of x (rows, cols) in place.  causal_offset >= 0: row r
  * uses its first causal_offset+r+1 entries (at most cols) and the rest are
  * set to 0; -1 = every entry. */
