@@ -10,8 +10,10 @@
 #ifndef VGPT_KERN_H
 #define VGPT_KERN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "half.h"
 #include "packed.h"
 
 /* One product out (M,OC) = inp (M,C) @ packed W^T, as packed.c splits it. */
@@ -44,6 +46,29 @@ typedef struct vgpt_kernels {
     void (*scores_bf16)(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale);
     void (*mix_bf16)(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd);
 } vgpt_kernels;
+
+/* Element i of a key / value row: fp32, or bf16 widened exactly (the
+ * columns a kernel's vectors leave over, and the generic set). */
+static inline float vgpt_kern_elem(const void *x, size_t i, int bf16) {
+    return bf16 ? vgpt_bf16_to_float(((const uint16_t *)x)[i]) : ((const float *)x)[i];
+}
+
+/* A set's four attention entries: its scores_any / mix_any (always
+ * inlined, bf16 a constant) under the file's target attribute. */
+#define VGPT_KERN_ATTENTION_ENTRIES(TARGET)                                                                   \
+    TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) { \
+        scores_any(s, q, k, ldk, n, hd, scale, 0);                                                             \
+    }                                                                                                          \
+    TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {               \
+        mix_any(out, p, v, ldv, n, hd, 0);                                                                     \
+    }                                                                                                          \
+    TARGET static void scores_bf16(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd,        \
+                                   float scale) {                                                              \
+        scores_any(s, q, k, ldk, n, hd, scale, 1);                                                             \
+    }                                                                                                          \
+    TARGET static void mix_bf16(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd) {       \
+        mix_any(out, p, v, ldv, n, hd, 1);                                                                     \
+    }
 
 extern const vgpt_kernels vgpt_kernels_avx512, vgpt_kernels_avx2, vgpt_kernels_generic;
 

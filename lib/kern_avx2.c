@@ -135,14 +135,6 @@ INLINE __m256 load8(const void *x, size_t i, int bf16) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-INLINE float elem(const void *x, size_t i, int bf16) {
-    if (!bf16) return ((const float *)x)[i];
-    uint32_t u = (uint32_t)((const uint16_t *)x)[i] << 16;
-    float f;
-    __builtin_memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 INLINE void scores_any(float *s, const float *q, const void *k, int ldk, int n, int hd, float scale, int bf16) {
     for (int t = 0; t < n; t++) {
         size_t kt = (size_t)t * ldk;
@@ -152,7 +144,7 @@ INLINE void scores_any(float *s, const float *q, const void *k, int ldk, int n, 
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
         float sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-        for (; i < hd; i++) sum += q[i] * elem(k, kt + i, bf16);
+        for (; i < hd; i++) sum += q[i] * vgpt_kern_elem(k, kt + i, bf16);
         s[t] = scale * sum;
     }
 }
@@ -171,25 +163,11 @@ INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, i
     }
     for (int i = i0; i < hd; i++) {
         float acc = 0.0f;
-        for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, bf16);
+        for (int t = 0; t < n; t++) acc += p[t] * vgpt_kern_elem(v, (size_t)t * ldv + i, bf16);
         out[i] += acc;
     }
 }
 
-TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
-    scores_any(s, q, k, ldk, n, hd, scale, 0);
-}
-
-TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
-    mix_any(out, p, v, ldv, n, hd, 0);
-}
-
-TARGET static void scores_bf16(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale) {
-    scores_any(s, q, k, ldk, n, hd, scale, 1);
-}
-
-TARGET static void mix_bf16(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd) {
-    mix_any(out, p, v, ldv, n, hd, 1);
-}
+VGPT_KERN_ATTENTION_ENTRIES(TARGET)
 
 const vgpt_kernels vgpt_kernels_avx2 = {"avx2", STRIP, panels, scores, mix, scores_bf16, mix_bf16};

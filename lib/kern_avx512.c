@@ -142,14 +142,6 @@ INLINE __m512 load16m(__mmask16 m, const void *x, size_t i, int bf16) {
     return m ? load16(x, i, 1) : _mm512_setzero_ps();
 }
 
-INLINE float elem(const void *x, size_t i, int bf16) {
-    if (!bf16) return ((const float *)x)[i];
-    uint32_t u = (uint32_t)((const uint16_t *)x)[i] << 16;
-    float f;
-    __builtin_memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 INLINE float dot_any(const float *a, const void *b, size_t off, int n, int bf16) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
@@ -159,7 +151,7 @@ INLINE float dot_any(const float *a, const void *b, size_t off, int n, int bf16)
         __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, (const float *)b + off + i), acc);
     }
-    for (; bf16 && i < n; i++) tail += a[i] * elem(b, off + i, 1);
+    for (; bf16 && i < n; i++) tail += a[i] * vgpt_kern_elem(b, off + i, 1);
     return _mm512_reduce_add_ps(acc) + tail;
 }
 
@@ -219,25 +211,11 @@ INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, i
     }
     for (int i = vec; i < hd; i++) {
         float acc = 0.0f;
-        for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, 1);
+        for (int t = 0; t < n; t++) acc += p[t] * vgpt_kern_elem(v, (size_t)t * ldv + i, 1);
         out[i] += acc;
     }
 }
 
-TARGET static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
-    scores_any(s, q, k, ldk, n, hd, scale, 0);
-}
-
-TARGET static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
-    mix_any(out, p, v, ldv, n, hd, 0);
-}
-
-TARGET static void scores_bf16(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale) {
-    scores_any(s, q, k, ldk, n, hd, scale, 1);
-}
-
-TARGET static void mix_bf16(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd) {
-    mix_any(out, p, v, ldv, n, hd, 1);
-}
+VGPT_KERN_ATTENTION_ENTRIES(TARGET)
 
 const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16};

@@ -30,16 +30,10 @@ static void panels(const vgpt_panel_job *j, int pn0, int pn1) {
     }
 }
 
-/* Element i of a key / value row: fp32, or bf16 (the decoder's caches in
- * bf16 mode) widened exactly. */
-static inline float elem(const void *x, size_t i, int bf16) {
-    return bf16 ? vgpt_bf16_to_float(((const uint16_t *)x)[i]) : ((const float *)x)[i];
-}
-
 static inline void scores_any(float *s, const float *q, const void *k, int ldk, int n, int hd, float scale, int bf16) {
     for (int t = 0; t < n; t++) {
         float acc = 0.0f;
-        for (int i = 0; i < hd; i++) acc += q[i] * elem(k, (size_t)t * ldk + i, bf16);
+        for (int i = 0; i < hd; i++) acc += q[i] * vgpt_kern_elem(k, (size_t)t * ldk + i, bf16);
         s[t] = scale * acc;
     }
 }
@@ -47,25 +41,11 @@ static inline void scores_any(float *s, const float *q, const void *k, int ldk, 
 static inline void mix_any(float *out, const float *p, const void *v, int ldv, int n, int hd, int bf16) {
     for (int i = 0; i < hd; i++) {
         float acc = 0.0f;
-        for (int t = 0; t < n; t++) acc += p[t] * elem(v, (size_t)t * ldv + i, bf16);
+        for (int t = 0; t < n; t++) acc += p[t] * vgpt_kern_elem(v, (size_t)t * ldv + i, bf16);
         out[i] += acc;
     }
 }
 
-static void scores(float *s, const float *q, const float *k, int ldk, int n, int hd, float scale) {
-    scores_any(s, q, k, ldk, n, hd, scale, 0);
-}
-
-static void mix(float *out, const float *p, const float *v, int ldv, int n, int hd) {
-    mix_any(out, p, v, ldv, n, hd, 0);
-}
-
-static void scores_bf16(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale) {
-    scores_any(s, q, k, ldk, n, hd, scale, 1);
-}
-
-static void mix_bf16(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd) {
-    mix_any(out, p, v, ldv, n, hd, 1);
-}
+VGPT_KERN_ATTENTION_ENTRIES()
 
 const vgpt_kernels vgpt_kernels_generic = {"generic", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16};
