@@ -24,9 +24,6 @@ static void kv_store(void *dst, size_t i, const float *src, size_t n, int bf16) 
         memcpy((float *)dst + i, src, n * sizeof(float));
 }
 
-static size_t kv_elem(int bf16) {
-    return bf16 ? sizeof(uint16_t) : sizeof(float);
-}
 
 int vgpt_gpt_run_init(vgpt_gpt_run *d, const vgpt_model *m, int threads, vgpt_err *err) {
     memset(d, 0, sizeof *d);
@@ -53,7 +50,7 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
     if (!tmp) return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
     int bf16 = d->m->precision == VGPT_BF16;
     for (int n = 0; n < N; n++) {
-        out[n] = (vgpt_xkv){.kv = malloc(g->n_cross * 2 * per * kv_elem(bf16)), .n_cross = g->n_cross, .L = L, .C = C,
+        out[n] = (vgpt_xkv){.kv = malloc(g->n_cross * 2 * per * vgpt_kv_elem_size(bf16)), .n_cross = g->n_cross, .L = L, .C = C,
                             .bf16 = bf16};
         if (!out[n].kv) {
             for (int i = 0; i < n; i++) vgpt_xkv_free(&out[i]);
@@ -83,7 +80,7 @@ void vgpt_xkv_free(vgpt_xkv *x) {
 int vgpt_kv_alloc(vgpt_kv *kv, const vgpt_model *m, int cap) {
     const vgpt_gpt *g = &m->gpt;
     int bf16 = m->precision == VGPT_BF16;
-    size_t n = (size_t)g->n_layers * cap * g->width * kv_elem(bf16);
+    size_t n = (size_t)g->n_layers * cap * g->width * vgpt_kv_elem_size(bf16);
     *kv = (vgpt_kv){.k = malloc(n), .v = malloc(n), .pos = 0, .cap = cap, .n_layers = g->n_layers, .C = g->width,
                     .bf16 = bf16};
     if (kv->k && kv->v) return 0;
@@ -98,7 +95,7 @@ void vgpt_kv_free(vgpt_kv *kv) {
 }
 
 void vgpt_kv_copy(vgpt_kv *dst, const vgpt_kv *src) {
-    size_t es = kv_elem(src->bf16), row = (size_t)src->C * es;
+    size_t es = vgpt_kv_elem_size(src->bf16), row = (size_t)src->C * es;
     for (int l = 0; l < src->n_layers; l++) {
         size_t off = (size_t)l * src->cap * src->C * es, doff = (size_t)l * dst->cap * dst->C * es;
         memcpy((char *)dst->k + doff, (const char *)src->k + off, src->pos * row);
@@ -125,14 +122,14 @@ static void cache_of(const attend_job *j, int b, const char **k, const char **v,
     if (j->xkv) {
         const vgpt_xkv *xv = j->xkv[b];
         *bf16 = xv->bf16;
-        *k = (const char *)xv->kv + (size_t)j->x * 2 * xv->L * C * kv_elem(*bf16);
-        *v = *k + (size_t)xv->L * C * kv_elem(*bf16);
+        *k = (const char *)xv->kv + (size_t)j->x * 2 * xv->L * C * vgpt_kv_elem_size(*bf16);
+        *v = *k + (size_t)xv->L * C * vgpt_kv_elem_size(*bf16);
         *T = xv->L;
     } else {
         const vgpt_kv *c = j->kv[b];
         *bf16 = c->bf16;
-        *k = (const char *)c->k + (size_t)j->l * c->cap * C * kv_elem(*bf16);
-        *v = (const char *)c->v + (size_t)j->l * c->cap * C * kv_elem(*bf16);
+        *k = (const char *)c->k + (size_t)j->l * c->cap * C * vgpt_kv_elem_size(*bf16);
+        *v = (const char *)c->v + (size_t)j->l * c->cap * C * vgpt_kv_elem_size(*bf16);
         *T = c->pos + 1; /* the new token is the last row, so no mask is needed */
     }
 }
@@ -141,14 +138,14 @@ static void attend_part(void *arg, int part, int n_parts) {
     const attend_job *j = arg;
     int C = j->d->m->gpt.width, H = j->d->m->gpt.n_heads;
     float *scratch = j->d->scratch.p + (size_t)part * j->d->scratch_row;
-    const char *k, *v, *nk, *nv;
-    int T, bf16, nT, nbf16;
-    if (part < j->B) cache_of(j, part, &k, &v, &T, &bf16);
-    for (int b = part; b < j->B; b += n_parts, k = nk, v = nv, T = nT, bf16 = nbf16) {
+    for (int b = part; b < j->B; b += n_parts) {
+        const char *k, *v;
+        int T, bf16;
         if (b + n_parts < j->B) { /* the next caption's first keys come in while this one is attended */
-            cache_of(j, b + n_parts, &nk, &nv, &nT, &nbf16);
-            vgpt_attention_prefetch(nk, C, nT, C, nbf16);
+            cache_of(j, b + n_parts, &k, &v, &T, &bf16);
+            vgpt_attention_prefetch(k, C, T, C, bf16);
         }
+        cache_of(j, b, &k, &v, &T, &bf16);
         vgpt_attention_one(j->d->att.p + (size_t)b * C, j->q + (size_t)b * j->ldq, k, C, v, C, T, H, C / H, bf16,
                            scratch);
     }

@@ -94,7 +94,7 @@ static void prefetch_rows(const char *p, int rows, size_t ld, size_t bytes) {
 }
 
 void vgpt_attention_prefetch(const void *k, int ldk, int Tk, int width, int bf16) {
-    size_t es = bf16 ? sizeof(uint16_t) : sizeof(float);
+    size_t es = vgpt_kv_elem_size(bf16);
     prefetch_rows(k, Tk < ATT_BLOCK ? Tk : ATT_BLOCK, (size_t)ldk * es, (size_t)width * es);
 }
 
@@ -105,7 +105,7 @@ void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, cons
     // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (H, Tk)
     const vgpt_kernels *kern = vgpt_kernels_get();
     const float scale = 1.0f / sqrtf((float)hd);
-    size_t es = bf16 ? sizeof(uint16_t) : sizeof(float), used = (size_t)H * hd * es;
+    size_t es = vgpt_kv_elem_size(bf16), used = (size_t)H * hd * es;
     const char *kb = k, *vb = v;
     for (int t0 = 0; t0 < Tk; t0 += ATT_BLOCK) {
         int n = Tk - t0 < ATT_BLOCK ? Tk - t0 : ATT_BLOCK, next = Tk - t0 - n < ATT_BLOCK ? Tk - t0 - n : ATT_BLOCK;

@@ -38,6 +38,11 @@ void vgpt_attention(float *out, int ldo, const float *q, int ldq, const float *k
 void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
                         int hd, int bf16, float *scratch);
 
+/* Bytes of one key / value element: bf16 or fp32. */
+static inline size_t vgpt_kv_elem_size(int bf16) {
+    return bf16 ? 2 : sizeof(float);
+}
+
 /* Starts bringing the first keys vgpt_attention_one will read (width
  * values of each row) into cache: called for the next caption while one
  * is attended, so that its first block is not read at memory latency. */

@@ -66,11 +66,11 @@ void vgpt_model_token_row(const vgpt_model *m, float *dst, int token) {
         vgpt_model_copy_weights(m, dst, g->tok_emb + (size_t)token * C, C);
         return;
     }
-    const vgpt_tensor *t = &vgpt_model_deferred(m, &g->tok_emb)->view; /* VGPT_DEFER_ROWS */
+    const vgpt_tensor *t = m->tok_rows;
     const uint16_t *row = (const uint16_t *)t->data + (size_t)token * C;
-    uint16_t raw[512];
-    for (size_t i = 0; i < C; i += 512) {
-        size_t n = C - i < 512 ? C - i : 512;
+    uint16_t raw[2048]; /* one read for every GPT-2 width */
+    for (size_t i = 0; i < C; i += 2048) {
+        size_t n = C - i < 2048 ? C - i : 2048;
         vgpt_ckpt_copy(m->ckpt, raw, row + i, n * sizeof *raw);
         if (t->dtype == VGPT_DT_F16)
             vgpt_half_to_float_n(raw, dst + i, n);

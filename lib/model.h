@@ -104,6 +104,7 @@ typedef struct vgpt_model {
     int n_owned, cap_owned;
     vgpt_deferred *deferred; /* matrices bound but not yet widened (model_bind.c) */
     int n_deferred, cap_deferred;
+    const vgpt_tensor *tok_rows; /* a narrow tok_emb read a row at a time (gpt.tok_emb NULL), else NULL */
 } vgpt_model;
 
 /* What a process needs: the encoder side, the decoder side, or both; with

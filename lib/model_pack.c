@@ -96,11 +96,12 @@ static int pack_head(vgpt_model *m, vgpt_err *err) {
 static void tokens_by_row(vgpt_model *m) {
     vgpt_gpt *g = &m->gpt;
     vgpt_deferred *d = (vgpt_deferred *)vgpt_model_deferred(m, &g->tok_emb);
-    if (!d || d->view.stride[1] != 1 || d->view.stride[0] != g->width) return;
+    if (!d || d->view.dtype == VGPT_DT_F32 || d->view.stride[1] != 1 || d->view.stride[0] != g->width) return;
     if (d->state == VGPT_DEFER_WIDENED) vgpt_model_free_owned(m, g->tok_emb);
     g->tok_emb = NULL;
     if (m->tied) g->out_head = NULL; /* packed: a decoding step reads packed_head */
     d->state = VGPT_DEFER_ROWS;
+    m->tok_rows = &d->view; /* the deferred list no longer grows */
 }
 
 /* The head first: the largest matrix is widened (from a narrow checkpoint)
