@@ -17,8 +17,6 @@
 #include <math.h>
 #include <stddef.h>
 
-#define VGPT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-
 /* Large calls (the ViT's 1576-row batches) are split across OpenMP's
  * threads (vgpt_set_threads) by rows or chunks: each row or element is
  * computed exactly as it would be alone, so results do not depend on the

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "generate_job.h"
+#include "kernels.h"
 
 void vgpt_caption_free(vgpt_caption *c) {
     free(c->tokens);
@@ -24,8 +25,7 @@ void vgpt_caption_free(vgpt_caption *c) {
 typedef float argmax_f __attribute__((vector_size(64)));
 typedef int32_t argmax_i __attribute__((vector_size(64)));
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) /* no -march in the build */
-int vgpt_argmax(const float *x, int n) {
+VGPT_CLONES int vgpt_argmax(const float *x, int n) {
     enum { LANES = 16 };
     if (n <= 0 || x[0] != x[0]) return 0;
     argmax_f m;

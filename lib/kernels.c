@@ -98,9 +98,7 @@ void vgpt_attention_prefetch(const void *k, int ldk, int Tk, int width, int bf16
     prefetch_rows(k, Tk < ATT_BLOCK ? Tk : ATT_BLOCK, (size_t)ldk * es, (size_t)width * es);
 }
 
-/* Built three times like activations.c's loops (no -march in the build). */
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
+VGPT_CLONES void vgpt_attention_one(float *out, const float *q, const void *k, int ldk, const void *v, int ldv, int Tk, int H,
                         int hd, int bf16, float *scratch) {
     // q, out are (H*hd), k and v are (Tk, H*hd) with strides ldk / ldv; scratch is (H, Tk)
     const vgpt_kernels *kern = vgpt_kernels_get();

@@ -53,6 +53,10 @@ void vgpt_attention_prefetch(const void *k, int ldk, int Tk, int width, int bf16
  * set to 0; -1 = every entry. */
 void vgpt_softmax_rows(float *x, int rows, int cols, int causal_offset);
 
+/* No -march in the build: a vectorised loop is compiled three times
+ * (AVX-512, AVX2, baseline), the CPU's best chosen when the program loads. */
+#define VGPT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
 /* Threads used by OpenBLAS and oneDNN (OpenMP) for the matrix products,
  * for products run on the calling thread. */
 void vgpt_set_threads(int n);

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "kernels.h"
 #include "mm.h"
 
-#define VGPT_MM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define VGPT_MM_ATT_SHAPES 4
 
 typedef struct vgpt_mm_att_shape {
@@ -27,6 +27,7 @@ struct vgpt_mm_ctx {
     dnnl_stream_t stream;
     pthread_mutex_t lock;
     vgpt_buf rows;               /* a product's input rows in bf16 (own: rounded, in fp32) */
+    vgpt_buf wide;               /* own: a slice of a weight's columns widened for sgemm */
     vgpt_buf q, k, v, p, scores; /* attention's operands */
     vgpt_mm_att_shape att[VGPT_MM_ATT_SHAPES];
     unsigned long tick;

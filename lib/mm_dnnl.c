@@ -94,6 +94,7 @@ void vgpt_mm_ctx_free(vgpt_mm_ctx *c) {
     if (c->engine) dnnl_engine_destroy(c->engine);
     pthread_mutex_destroy(&c->lock);
     vgpt_buf_free(&c->rows);
+    vgpt_buf_free(&c->wide);
     vgpt_mm_attention_free(c);
     free(c);
 }
@@ -263,7 +264,7 @@ static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
     return lru;
 }
 
-VGPT_MM_CLONES static void to_bf16_run(uint16_t *dst, const float *src, size_t n) {
+VGPT_CLONES static void to_bf16_run(uint16_t *dst, const float *src, size_t n) {
     vgpt_float_to_bf16_n(src, dst, n); /* inlined: vectorised per clone */
 }
 

@@ -6,13 +6,13 @@
  * their products (exact in fp32: 8-bit by 8-bit significands) summed in
  * fp32.  These CPUs have no bf16 instruction, so a bf16 weight is held
  * once, as bf16 panels (packed.h: half the memory of fp32, as with
- * oneDNN), and widened by the packed kernels as they stream it: a decoding
- * step's few rows read half the bytes of fp32 (the step is bound by
- * memory), and the encoder's hundreds of rows, taken a few hundred at a
- * time, run as fast as OpenBLAS's sgemm on the fp32 weight (Zen 3).  A
- * first version widened slices of the weight for sgemm: slower up to 4
- * images (the widening's threads and OpenBLAS's shared the cores), and
- * its results then depended on the batch; the packed kernels' do not. */
+ * oneDNN).  A decoding step's few rows (the calls with a pool) run on the
+ * packed kernels, which widen the panels as they stream them: half the
+ * bytes of fp32 for a step bound by memory.  The encoder's hundreds of
+ * rows (the calls without) go to OpenBLAS's sgemm, a slice of the weight
+ * widened at a time (own_sgemm).  Which of the two a call takes depends
+ * on its caller, never on its number of rows, so a caption does not
+ * depend on its batch-mates. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -50,7 +50,7 @@ int vgpt_mm_own_setup(vgpt_mm *w, int n, const float *const *src, const float *c
 }
 
 /* Each value rounded to bf16 and held in fp32: what the product multiplies. */
-VGPT_MM_CLONES static void round_run(float *dst, const float *src, size_t n) {
+VGPT_CLONES static void round_run(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = vgpt_bf16_to_float(vgpt_float_to_bf16(src[i]));
 }
 
@@ -65,14 +65,47 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
     for (long r = 0; r < (long)rows; r++) round_run(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)cols);
 }
 
+/* Output columns widened per sgemm call: the scratch stays small (768 x
+ * 3072 fp32, 9 MB, for GPT-2 / ViT-B) whatever the weight. */
+#define WIDE_COLS (16 * VGPT_PANEL)
+
+/* The encoder's hundreds of rows (and the decoder's cross K/V): each slice
+ * of the weight widened once per call (1 / M of the product's work) and
+ * multiplied by OpenBLAS's sgemm, which holds the input rows in cache
+ * better than the packed kernels' passes can (Zen 3, ViT-B/16 batch 8,
+ * vgpt-bench: 2.06 img/s on the packed kernels, 2.45 this way, fp32 3.22;
+ * the widening, one thread, is 6% of the time: on OpenMP's threads beside
+ * OpenBLAS's it was slower).
+ * Each output is still one sum over k per element, its order fixed by
+ * sgemm's blocking of k, not by M: a row's result does not depend on the
+ * rows beside it. */
+static int own_sgemm(vgpt_mm *w, float *out, const float *x, int M, int flags) {
+    // x is (M,C) rounded, w->own packs (OC,C) in bf16, out is (M,OC)
+    int C = w->C, OC = w->OC, cols = OC < WIDE_COLS ? OC : WIDE_COLS;
+    float *wide = vgpt_buf_get(&w->c->wide, (size_t)C * cols);
+    if (!wide) return vgpt_err_set(&w->c->first, "bf16: out of memory widening a (%d,%d) weight", OC, C);
+    for (int m = 0; m < M; m++) { /* out = bias (+ out), then += x W^T */
+        float *o = out + (size_t)m * OC;
+        for (int i = 0; i < OC; i++) o[i] = (flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + w->bias[i];
+    }
+    for (int o0 = 0; o0 < OC; o0 += WIDE_COLS) {
+        int n = OC - o0 < WIDE_COLS ? OC - o0 : WIDE_COLS;
+        vgpt_packed_widen_columns(&w->own, o0, n, wide, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, C, 1.0f, x, C, wide, n, 1.0f, out + o0, OC);
+    }
+    if (flags & VGPT_GELU_TANH) vgpt_gelu_tanh(out, (size_t)M * OC);
+    if (flags & VGPT_GELU_ERF) vgpt_gelu_erf(out, (size_t)M * OC);
+    return 0;
+}
+
 int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, struct vgpt_pool *pool) {
     // inp is (M,C), w->own packs (OC,C) in bf16, out is (M,OC)
     float *x = vgpt_buf_get(&w->c->rows, (size_t)M * w->C);
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
     round_rows(x, w->C, inp, w->C, (size_t)M, w->C);
-    int kflags = flags & ~VGPT_GELU_ERF; /* the packed kernels know tanh's only */
-    if (pool) vgpt_linear_packed(out, x, &w->own, M, kflags, pool);
-    else vgpt_linear_packed_omp(out, x, &w->own, M, kflags);
+    if (!pool) return own_sgemm(w, out, x, M, flags); /* the encoder's calls: many rows */
+    /* a decoding step's few rows: the packed kernels read half fp32's bytes */
+    vgpt_linear_packed(out, x, &w->own, M, flags & ~VGPT_GELU_ERF, pool);
     if (flags & VGPT_GELU_ERF) vgpt_gelu_erf(out, (size_t)M * w->OC);
     return 0;
 }

@@ -16,13 +16,13 @@
 #include "packed.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "half.h"
 #include "kern.h"
+#include "kernels.h"
 #include "mm.h"
 #include "pool.h"
 
@@ -138,6 +138,18 @@ int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const 
     return 0;
 }
 
+VGPT_CLONES void vgpt_packed_widen_columns(const vgpt_packed *w, int o0, int n, float *dst, int ldd) {
+    // w->h is (n_panels, strips, C, strip) bf16; dst is (C, n), row stride ldd
+    int C = w->C, strip = vgpt_kernels_get()->strip;
+    for (int j0 = o0; j0 < o0 + n; j0 += strip) { /* one strip: its rows of k are contiguous */
+        const uint16_t *src = w->h + (size_t)(j0 / VGPT_PANEL) * C * VGPT_PANEL + (size_t)(j0 % VGPT_PANEL / strip) * C * strip;
+        int cols = o0 + n - j0 < strip ? o0 + n - j0 : strip;
+        float *d = dst + (j0 - o0);
+        for (int k = 0; k < C; k++, src += strip, d += ldd)
+            for (int c = 0; c < cols; c++) d[c] = vgpt_bf16_to_float(src[c]);
+    }
+}
+
 void vgpt_packed_free(vgpt_packed *w) {
     free(w->p);
     free(w->h);
@@ -186,23 +198,4 @@ void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int 
     packed_job j = {{out, inp, w, M, flags}, vgpt_kernels_get(), 0};
     if (small(w, M)) pool = NULL;
     vgpt_pool_run(pool, packed_part, &j);
-}
-
-/* Rows per pass over the weight: a pass reads all its rows' inputs once
- * per strip, so they must stay in cache (Zen 3, ViT-B/16, 16 images: all
- * 3152 rows in one pass 0.345 s/image, 384 at a time 0.248, as fp32's
- * sgemm; 96 at a time 0.297, the weight streamed too often). */
-#define PASS_ROWS 384
-
-void vgpt_linear_packed_omp(float *out, const float *inp, const vgpt_packed *w, int M, int flags) {
-    for (int m0 = 0; m0 < M; m0 += PASS_ROWS) {
-        int rows = M - m0 < PASS_ROWS ? M - m0 : PASS_ROWS;
-        packed_job j = {{out + (size_t)m0 * w->OC, inp + (size_t)m0 * w->C, w, rows, flags}, vgpt_kernels_get(), 0};
-        if (small(w, rows)) {
-            packed_part(&j, 0, 1);
-            continue;
-        }
-#pragma omp parallel
-        packed_part(&j, omp_get_thread_num(), omp_get_num_threads());
-    }
 }

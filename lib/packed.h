@@ -40,6 +40,10 @@ int vgpt_pack_narrow(vgpt_packed *w);
  * (their source pages may go).  -1 when out of memory. */
 int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const float *const *b, const int *rows,
                    void (*done)(void *arg, int o), void *arg);
+/* Columns o0..o0+n-1 of a bf16-panelled weight (vgpt_pack_bf16), widened
+ * exactly to fp32 as dst (C, n), rows ldd floats apart: the operand of the
+ * many-row products' sgemm (mm_own.c).  o0 is a multiple of VGPT_PANEL. */
+void vgpt_packed_widen_columns(const vgpt_packed *w, int o0, int n, float *dst, int ldd);
 void vgpt_packed_free(vgpt_packed *w);
 
 enum {
@@ -53,8 +57,5 @@ enum {
 /* out (M,OC) = inp (M,C) @ W^T + bias, any M, then what flags ask for.
  * Split across the pool's threads. */
 void vgpt_linear_packed(float *out, const float *inp, const vgpt_packed *w, int M, int flags, struct vgpt_pool *pool);
-/* The same on OpenMP's threads (vgpt_set_threads), as oneDNN's products
- * run: the bf16 products of mm_own.c, which know no pool.  w->mm unused. */
-void vgpt_linear_packed_omp(float *out, const float *inp, const vgpt_packed *w, int M, int flags);
 
 #endif

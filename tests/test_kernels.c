@@ -376,15 +376,16 @@ static float bf16_round(float x) {
 }
 
 /* bf16 panels give bit for bit the products of fp32 panels holding the
- * rounded weights, for 1..17 rows and, on OpenMP's threads, for more rows
- * than one pass over the weight takes. */
+ * rounded weights, for 1..17 rows; and any panel-aligned slice of their
+ * columns widens to exactly the rounded weight, transposed (the many-row
+ * products' sgemm operand, mm_own.c). */
 static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
-    enum { C = 70, OC = 3300, MAXM = 17, BIGM = 400 };
+    enum { C = 70, OC = 3300, MAXM = 17 }; /* MAXM x OC floats also hold a widened slice (C x 773) */
     float *w = malloc(sizeof(float) * OC * C), *wr = malloc(sizeof(float) * OC * C), b[OC];
-    float *x = malloc(sizeof(float) * BIGM * C), *y32 = malloc(sizeof(float) * BIGM * OC), *ybf = malloc(sizeof(float) * BIGM * OC);
+    float *x = malloc(sizeof(float) * MAXM * C), *y32 = malloc(sizeof(float) * MAXM * OC), *ybf = malloc(sizeof(float) * MAXM * OC);
     fill(w, OC * C, s, 1.0f);
     fill(b, OC, s, 1.0f);
-    fill(x, BIGM * C, s, 1.0f);
+    fill(x, MAXM * C, s, 1.0f);
     for (int i = 0; i < OC * C; i++) wr[i] = bf16_round(w[i]);
     const float *ws[2] = {w, w + 100 * C}, *wrs[2] = {wr, wr + 100 * C}, *bs[2] = {b, b + 100};
     int rows[2] = {100, OC - 100};
@@ -402,12 +403,15 @@ static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
         same &= !memcmp(y32, ybf, (size_t)M * OC * sizeof(float));
     }
     CHECK(st, same, "packed linear from bf16 panels is bit-identical to fp32 panels of the rounded weights (1..%d rows)", MAXM);
-    vgpt_set_threads(2);
-    vgpt_linear_packed(y32, x, &p32, BIGM, 0, pool);
-    vgpt_linear_packed_omp(ybf, x, &pbf, BIGM, 0);
-    vgpt_set_threads(1);
-    CHECK(st, !memcmp(y32, ybf, (size_t)BIGM * OC * sizeof(float)),
-          "%d rows on OpenMP's threads, in passes, give the pool's one-pass sums bit for bit", BIGM);
+    /* slices from the first panel, the middle, and one ending inside the last panel */
+    const int from[3] = {0, 48 * 20, 48 * 60}, cols[3] = {48 * 16, 100, OC - 48 * 60};
+    int widened = 1, ld = 48 * 16 + 5;
+    for (int t = 0; t < 3; t++) {
+        vgpt_packed_widen_columns(&pbf, from[t], cols[t], y32, ld);
+        for (int k = 0; k < C; k++)
+            for (int j = 0; j < cols[t]; j++) widened &= y32[(size_t)k * ld + j] == wr[(size_t)(from[t] + j) * C + k];
+    }
+    CHECK(st, widened, "bf16 panels widen to the rounded weight's columns, transposed, at any panel and width");
     vgpt_packed_free(&p32);
     vgpt_packed_free(&pbf);
     free(w), free(wr), free(x), free(y32), free(ybf);
