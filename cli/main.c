@@ -61,7 +61,7 @@ static void report_threads(const cli_opts *o) {
 }
 
 int main(int argc, char **argv) {
-    vgpt_blas_quiet(argv);
+    vgpt_process_tune(argv);
     /* A closed stdout (`vgpt-cli | head`) is EPIPE from the write, not a
      * silent death by SIGPIPE: the run stops through its one exit path,
      * which stops the daemons and removes the private directory (exit 2).

@@ -272,7 +272,7 @@ static int connect_all(client *c, const char *argv0, vgpt_err *err) {
         /* Each daemon gets every core by default: the encoder is busy most of
          * the time and the decoder steps only while captions are live, so a
          * fixed half each leaves a core idle (tools/bench_pipeline.sh measures
-         * the splits).  Idle threads sleep, none spin (vgpt_blas_quiet). */
+         * the splits).  Idle threads sleep, none spin (vgpt_process_tune). */
         cli_embedded_cfg cfg = {.bindir = dir, .model = o->model, .cache_dir = o->cache_dir,
                             .enc_threads = o->enc_threads ? o->enc_threads : o->threads,
                             .dec_threads = o->dec_threads ? o->dec_threads : o->threads,

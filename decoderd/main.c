@@ -282,7 +282,7 @@ static void stats(void *ctx, char *buf, size_t cap) {
 }
 
 int main(int argc, char **argv) {
-    vgpt_blas_quiet(argv);
+    vgpt_process_tune(argv);
     dec_ctx x;
     memset(&x, 0, sizeof x);
     if (parse(argc, argv, &x.o)) return 2;

@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -45,12 +46,13 @@ static void keep_name(char **argv) {
     if (d) closedir(d);
 }
 
-void vgpt_blas_quiet(char **argv) {
+void vgpt_process_tune(char **argv) {
     int changed = 0;
     if (!getenv("OPENBLAS_THREAD_TIMEOUT")) changed |= !setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
     if (!getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY")) changed |= !setenv("GOMP_SPINCOUNT", "10000", 1);
     if (!changed) {
         keep_name(argv);
+        if (!getenv("MALLOC_MMAP_THRESHOLD_") && !getenv("GLIBC_TUNABLES")) mallopt(M_MMAP_THRESHOLD, 1 << 20);
         return;
     }
     execv("/proc/self/exe", argv);

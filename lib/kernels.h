@@ -72,7 +72,12 @@ void vgpt_set_threads(int n);
  * continues.  Likewise GOMP_SPINCOUNT=10000 for oneDNN's OpenMP threads
  * (bf16): they spin ~10 us between the ~60 products of a decoding step
  * (sleeping there costs a futex wake per product, 4 ms a step at batch 1)
- * and then sleep, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set. */
-void vgpt_blas_quiet(char **argv);
+ * and then sleep, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set.
+ * And glibc's threshold for mmap'd allocations is fixed at 1 MB (unless
+ * MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES is set): left to itself it rises
+ * to 32 MB once a large block is freed, and the load's widened copies of
+ * fp16 weights, freed one by one between the packed ones, then stay in
+ * the heap as holes (Zen 3, fp16 checkpoint in bf16: peak 531 -> 495 MB). */
+void vgpt_process_tune(char **argv);
 
 #endif

@@ -134,7 +134,7 @@ for b in "${builds[@]}"; do
 done
 
 # --- a daemon started with PR_SET_PDEATHSIG (as vgpt-cli starts them) keeps
-# it across vgpt_blas_quiet's re-exec, and keeps its name
+# it across vgpt_process_tune's re-exec, and keeps its name
 t=$tmp/pdeath; mkdir -p "$t"
 /usr/bin/python3 - "$build/decoderd" "$t" "$m" > "$t.pid" 2> "$t.err" <<'EOF' &
 import ctypes, os, sys, time

@@ -285,7 +285,7 @@ static int load(bench_model *bm, const char *path) {
 }
 
 int main(int argc, char **argv) {
-    vgpt_blas_quiet(argv);
+    vgpt_process_tune(argv);
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: vgpt-bench CKPT [THREADS [fp32|bf16|fp32,bf16 [CAPTION_TOKENS]]]\n");
         return 2;
