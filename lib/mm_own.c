@@ -73,7 +73,7 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
  * of the weight widened once per call (1 / M of the product's work) and
  * multiplied by OpenBLAS's sgemm, which holds the input rows in cache
  * better than the packed kernels' passes can (Zen 3, ViT-B/16 batch 8,
- * vgpt-bench: 2.06 img/s on the packed kernels, 2.45 this way, fp32 3.22;
+ * vgpt-bench: 2.06 img/s on the packed kernels, 2.17-2.50 this way, fp32 3.09-3.22;
  * the widening, one thread, is 6% of the time: on OpenMP's threads beside
  * OpenBLAS's it was slower).
  * Each output is still one sum over k per element, its order fixed by
