@@ -46,34 +46,45 @@ int vgpt_encoder_width(const vgpt_encoder *e) {
     return vgpt_lin_present(&m->project) ? m->project.out : m->vit.width;
 }
 
-/* Images per ViT pass.  bf16's products fill oneDNN's blocks with one
- * image's 197 rows: one image at a time is as fast as eight (Zen 4: 9.2-9.5
- * img/s either way), its workspace an eighth, and every product one shape
- * (one primitive each).  fp32's sgemm wants the whole batch's rows (3.2
- * img/s one at a time, 4.5 in eights). */
-static int vit_chunk(const vgpt_model *m, int N) { return m->precision == VGPT_BF16 ? 1 : N; }
+/* Images per encoder pass (ViT, projection, bridge).  In bf16 one: every
+ * product then has the same rows whatever the batch, so an image's tokens
+ * are its own bit for bit (tool_oracle checks it).  Batching would change
+ * them: neither OpenBLAS's sgemm (vgpt's own bf16, mm_own.c) nor oneDNN
+ * promises a row's sum whatever M is, and rounding to bf16 after each
+ * product turns its last-bit differences into bf16 steps (Zen 3, 14 shared
+ * photos: 6 of 14 greedy captions changed between batch 1 and 16, four
+ * images a pass).  It costs little: oneDNN's products fill its blocks with
+ * one image's 197 rows (Zen 4: 9.2-9.5 img/s one at a time or in eights),
+ * and the workspace is one image's.  fp32's sgemm wants the whole batch's
+ * rows (3.2 img/s one at a time, 4.5 in eights, Zen 4); its last bits
+ * may move with the batch, below anything a caption shows. */
+static int images_per_pass(const vgpt_model *m, int N) { return m->precision == VGPT_BF16 ? 1 : N; }
 
-int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt_err *err) {
+/* N images' pixels -> their tokens. */
+static int encode_pass(vgpt_encoder *e, const float *pixels, int N, float *tokens) {
     const vgpt_model *m = e->m;
     int M = vit_tokens(&m->vit), Dv = m->vit.width, D = vgpt_encoder_width(e);
     float *media = vgpt_buf_get(&e->media, (size_t)N * M * Dv);
-    if (!media) return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
-    size_t plane = (size_t)3 * m->vit.image * m->vit.image;
-    for (int n = 0, chunk = vit_chunk(m, N); n < N; n += chunk)
-        if (vgpt_vit_forward(&m->vit, pixels + n * plane, N - n < chunk ? N - n : chunk, media + (size_t)n * M * Dv,
-                             &e->vit_ws))
-            return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
+    if (!media || vgpt_vit_forward(&m->vit, pixels, N, media, &e->vit_ws)) return -1;
     if (vgpt_lin_present(&m->project)) {
         float *p = vgpt_buf_get(&e->projected, (size_t)N * M * D);
-        if (!p) return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
+        if (!p) return -1;
         vgpt_lin_forward(p, media, &m->project, N * M, 0);
         media = p;
     }
     if (no_bridge(m)) { /* the tokens are the (projected) ViT states */
         memcpy(tokens, media, (size_t)N * M * D * sizeof(float));
-        return m->mm_ctx ? vgpt_mm_ctx_check(m->mm_ctx, err) : 0;
+        return 0;
     }
-    if (vgpt_resampler_forward(&m->rs, media, N, M, tokens, &e->rs_ws))
-        return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
+    return vgpt_resampler_forward(&m->rs, media, N, M, tokens, &e->rs_ws);
+}
+
+int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt_err *err) {
+    const vgpt_model *m = e->m;
+    size_t plane = (size_t)3 * m->vit.image * m->vit.image;
+    size_t per = (size_t)vgpt_encoder_n_tokens(e) * vgpt_encoder_width(e);
+    for (int n = 0, pass = images_per_pass(m, N); n < N; n += pass)
+        if (encode_pass(e, pixels + n * plane, N - n < pass ? N - n : pass, tokens + n * per))
+            return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
     return m->mm_ctx ? vgpt_mm_ctx_check(m->mm_ctx, err) : 0;
 }

@@ -11,7 +11,7 @@
  * bytes of fp32 for a step bound by memory.  The encoder's hundreds of
  * rows (the calls without) go to OpenBLAS's sgemm, a slice of the weight
  * widened at a time (own_sgemm).  Which of the two a call takes depends
- * on its caller, never on its number of rows, so a caption does not
+ * on its caller, never on its number of rows, so that a caption does not
  * depend on its batch-mates. */
 #include <cblas.h>
 #include <math.h>
@@ -76,9 +76,11 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
  * vgpt-bench: 2.06 img/s on the packed kernels, 2.17-2.50 this way, fp32 3.09-3.22;
  * the widening, one thread, is 6% of the time: on OpenMP's threads beside
  * OpenBLAS's it was slower).
- * Each output is still one sum over k per element, its order fixed by
- * sgemm's blocking of k, not by M: a row's result does not depend on the
- * rows beside it. */
+ * sgemm's sums are not the same for every M (Zen 3, OpenBLAS 0.3.21: 2-5%
+ * of a 197-row product's outputs move in the last bit when it is part of
+ * a 788-row one, on one thread or two), so the encoder calls it with one
+ * image's rows at a time (encoder.c): a caption does not depend on its
+ * batch-mates. */
 static int own_sgemm(vgpt_mm *w, float *out, const float *x, int M, int flags) {
     // x is (M,C) rounded, w->own packs (OC,C) in bf16, out is (M,OC)
     int C = w->C, OC = w->OC, cols = OC < WIDE_COLS ? OC : WIDE_COLS;

@@ -264,6 +264,19 @@ static void fidelity_step(void *arg, int s, int n, const float *logits, const fl
     f->agree += vgpt_argmax(logits, f->V) == greedy;
 }
 
+/* 1 when the batch's last image, encoded alone, gets the batch's visual
+ * tokens bit for bit: a caption must not depend on its batch-mates, however
+ * many images the encoder's products take per call (encoder.c). */
+static int batch_free(vgpt_encoder *enc, const ref *r, const float *vis, int S) {
+    size_t per = (size_t)r->L * r->C, plane = (size_t)3 * S * S;
+    float *one = malloc(per * sizeof(float));
+    vgpt_err err;
+    int same = one && !vgpt_encode(enc, r->pixels + (r->N - 1) * plane, 1, one, &err) &&
+               !memcmp(one, vis + (r->N - 1) * per, per * sizeof(float));
+    free(one);
+    return same;
+}
+
 static int fidelity(const char *ckpt, const char *dir, const char *precision) {
     vgpt_precision p;
     if (vgpt_precision_parse(precision, &p)) {
@@ -285,6 +298,7 @@ static int fidelity(const char *ckpt, const char *dir, const char *precision) {
     vgpt_gpt_run_init(&d, m, 2, &err);
     float *vis = malloc((size_t)r.N * r.L * r.C * sizeof(float));
     double vis_err = vgpt_encode(enc, r.pixels, r.N, vis, &err) ? INFINITY : rel_err(vis, r.vis, (size_t)r.N * r.L * r.C);
+    int alone_same = batch_free(enc, &r, vis, m->vit.image);
     vgpt_xkv *xkv = calloc(r.N, sizeof *xkv);
     vgpt_gpt_run_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
     fidelity_sums f = {.V = r.V};
@@ -295,8 +309,9 @@ static int fidelity(const char *ckpt, const char *dir, const char *precision) {
     double logit_err = f.worst;
     int decisive = f.decisive, agree = f.agree;
     printf("{\"precision\":\"%s\",\"images\":%d,\"vis_rel_err\":%.3g,\"logits_rel_err\":%.3g,"
-           "\"decisive_steps\":%d,\"agree\":%d,\"agreement\":%.4f}\n",
-           precision, r.N, vis_err, logit_err, decisive, agree, decisive ? (double)agree / decisive : 0.0);
+           "\"decisive_steps\":%d,\"agree\":%d,\"agreement\":%.4f,\"alone_identical\":%s}\n",
+           precision, r.N, vis_err, logit_err, decisive, agree, decisive ? (double)agree / decisive : 0.0,
+           alone_same ? "true" : "false");
     for (int n = 0; n < r.N; n++) vgpt_xkv_free(&xkv[n]);
     free(xkv); free(vis);
     free(r.pixels); free(r.vis); free(r.logits0); free(r.greedy); free(r.margin); free(r.steps);
