@@ -51,9 +51,9 @@ int vgpt_encoder_width(const vgpt_encoder *e) {
  * are its own bit for bit (tool_oracle checks it).  Batching would change
  * them: neither OpenBLAS's sgemm (vgpt's own bf16, mm_own.c) nor oneDNN
  * promises a row's sum whatever M is, and rounding to bf16 after each
- * product turns its last-bit differences into bf16 steps (Zen 3, 14 shared
- * photos: 6 of 14 greedy captions changed between batch 1 and 16, four
- * images a pass).  It costs little: oneDNN's products fill its blocks with
+ * product turns its last-bit differences into bf16 steps (Zen 3, a
+ * random-weight full-size checkpoint, four images a pass: 6 of the 14
+ * shared photos' greedy captions changed between batch 1 and 16).  It costs little: oneDNN's products fill its blocks with
  * one image's 197 rows (Zen 4: 9.2-9.5 img/s one at a time or in eights),
  * and the workspace is one image's.  fp32's sgemm wants the whole batch's
  * rows (3.2 img/s one at a time, 4.5 in eights, Zen 4); its last bits
