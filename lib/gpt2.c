@@ -41,34 +41,43 @@ void vgpt_gpt_run_free(vgpt_gpt_run *d) {
     d->pool = NULL;
 }
 
-int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err) {
-    // vis is (N,L,C); each out[n].kv is (n_cross, 2, L, C)
+/* N images' cross K/V into out[0..N-1], one product per weight for all. */
+static void cross_kv_pass(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_xkv *out, float *tmp) {
+    // vis is (N,L,C); tmp is (2,N,L,C)
     const vgpt_gpt *g = &d->m->gpt;
-    int C = g->width;
-    size_t per = (size_t)L * C;
-    float *tmp = vgpt_buf_get(&d->xvis, 2 * (size_t)N * per);
-    if (!tmp) return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
-    int bf16 = d->m->precision == VGPT_BF16;
-    for (int n = 0; n < N; n++) {
-        out[n] = (vgpt_xkv){.kv = malloc(g->n_cross * 2 * per * vgpt_kv_elem_size(bf16)), .n_cross = g->n_cross, .L = L, .C = C,
-                            .bf16 = bf16};
-        if (!out[n].kv) {
-            for (int i = 0; i < n; i++) vgpt_xkv_free(&out[i]);
-            return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
-        }
-    }
-    int x = 0;
-    for (int j = 0; j < g->n_blocks; j++) {
+    size_t per = (size_t)L * g->width;
+    for (int j = 0, x = 0; j < g->n_blocks; j++) {
         const vgpt_block *blk = &g->blocks[j];
         if (!blk->is_cross && !blk->in_cross) continue;
         vgpt_lin_forward(tmp, vis, blk->is_cross ? &blk->k : &blk->xk, N * L, 0);
         vgpt_lin_forward(tmp + (size_t)N * per, vis, blk->is_cross ? &blk->v : &blk->xv, N * L, 0);
         for (int n = 0; n < N; n++) {
-            kv_store(out[n].kv, (size_t)x * 2 * per, tmp + n * per, per, bf16);
-            kv_store(out[n].kv, ((size_t)x * 2 + 1) * per, tmp + (size_t)N * per + n * per, per, bf16);
+            kv_store(out[n].kv, (size_t)x * 2 * per, tmp + n * per, per, out[n].bf16);
+            kv_store(out[n].kv, ((size_t)x * 2 + 1) * per, tmp + (size_t)N * per + n * per, per, out[n].bf16);
         }
         x++;
     }
+}
+
+int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_xkv *out, vgpt_err *err) {
+    // vis is (N,L,C); each out[n].kv is (n_cross, 2, L, C)
+    const vgpt_gpt *g = &d->m->gpt;
+    size_t per = (size_t)L * g->width;
+    int bf16 = d->m->precision == VGPT_BF16;
+    /* bf16: one image a pass, as the encoder (encoder.c): batched products'
+     * last bits move with the batch, and rounding to bf16 magnifies them */
+    int pass = bf16 ? 1 : N;
+    float *tmp = vgpt_buf_get(&d->xvis, 2 * (size_t)pass * per);
+    if (!tmp) return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
+    for (int n = 0; n < N; n++) {
+        out[n] = (vgpt_xkv){.kv = malloc(g->n_cross * 2 * per * vgpt_kv_elem_size(bf16)), .n_cross = g->n_cross, .L = L,
+                            .C = g->width, .bf16 = bf16};
+        if (!out[n].kv) {
+            for (int i = 0; i < n; i++) vgpt_xkv_free(&out[i]);
+            return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
+        }
+    }
+    for (int n = 0; n < N; n += pass) cross_kv_pass(d, vis + n * per, N - n < pass ? N - n : pass, L, out + n, tmp);
     return d->m->mm_ctx ? vgpt_mm_ctx_check(d->m->mm_ctx, err) : 0;
 }
 

@@ -94,8 +94,8 @@ VGPT_ISA=generic pipeline_oracle tiny-fp32-pub 10 | sed "s/^\(PASS\|FAIL\): \[/\
 # --precision bf16: measured against the fp32 reference (tool_oracle
 # --fidelity), judged against bf16's bounds: visual tokens and logits within
 # a few percent of their scale, the top token equal on >= 99% of the steps
-# whose reference top-2 margin exceeds 0.1; and an image's bf16 tokens its
-# own, bit for bit, whatever its batch-mates (encoder.c).  `make bench`
+# whose reference top-2 margin exceeds 0.1; and an image's bf16 tokens and
+# cross K/V its own, bit for bit, whatever its batch-mates (encoder.c, gpt2.c).  `make bench`
 # reports the same figures on the full-size checkpoints.
 fidelity() { # fidelity NAME
     local out
@@ -111,7 +111,7 @@ ok = f["vis_rel_err"] <= 0.1 and f["logits_rel_err"] <= 0.05 and f["decisive_ste
 print(("PASS" if ok else "FAIL") + f": [{name} bf16] visual tokens rel err {f['vis_rel_err']:.3g} <= 0.1, logits "
       f"{f['logits_rel_err']:.3g} <= 0.05, top token agrees on {f['agree']}/{f['decisive_steps']} decisive steps (>= 99%)")
 print(("PASS" if f["alone_identical"] else "FAIL") + f": [{name} bf16] the batch's last image, encoded alone, "
-      f"gets the batch's visual tokens bit for bit ({f['images']} images)")
+      f"gets the batch's visual tokens and cross K/V bit for bit ({f['images']} images)")
 PY
 }
 # On every host: oneDNN's products where it has bf16 (AVX-512), vgpt's own

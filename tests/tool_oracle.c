@@ -277,6 +277,18 @@ static int batch_free(vgpt_encoder *enc, const ref *r, const float *vis, int S) 
     return same;
 }
 
+/* The same for the decoder's cross K/V, made from the reference's tokens. */
+static int cross_kv_batch_free(vgpt_gpt_run *d, const ref *r, const vgpt_xkv *xkv) {
+    const vgpt_xkv *last = &xkv[r->N - 1];
+    vgpt_xkv one = {0};
+    vgpt_err err;
+    size_t bytes = (size_t)last->n_cross * 2 * last->L * last->C * vgpt_kv_elem_size(last->bf16);
+    int same = last->kv && !vgpt_gpt_run_cross_kv(d, r->vis + (size_t)(r->N - 1) * r->L * r->C, 1, r->L, &one, &err) &&
+               !memcmp(one.kv, last->kv, bytes);
+    vgpt_xkv_free(&one);
+    return same;
+}
+
 static int fidelity(const char *ckpt, const char *dir, const char *precision) {
     vgpt_precision p;
     if (vgpt_precision_parse(precision, &p)) {
@@ -301,6 +313,7 @@ static int fidelity(const char *ckpt, const char *dir, const char *precision) {
     int alone_same = batch_free(enc, &r, vis, m->vit.image);
     vgpt_xkv *xkv = calloc(r.N, sizeof *xkv);
     vgpt_gpt_run_cross_kv(&d, r.vis, r.N, r.L, xkv, &err);
+    alone_same = alone_same && cross_kv_batch_free(&d, &r, xkv);
     fidelity_sums f = {.V = r.V};
     if (teacher_forced(&d, m, &r, xkv, fidelity_step, &f, &err)) {
         fprintf(stderr, "tool_oracle: %s\n", err.msg);
