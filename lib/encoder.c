@@ -46,21 +46,8 @@ int vgpt_encoder_width(const vgpt_encoder *e) {
     return vgpt_lin_present(&m->project) ? m->project.out : m->vit.width;
 }
 
-/* Images per encoder pass (ViT, projection, bridge).  In bf16 one: every
- * product then has the same rows whatever the batch, so an image's tokens
- * are its own bit for bit (tool_oracle checks it).  Batching would change
- * them: neither OpenBLAS's sgemm (vgpt's own bf16, mm_own.c) nor oneDNN
- * promises a row's sum whatever M is, and rounding to bf16 after each
- * product turns its last-bit differences into bf16 steps (Zen 3, a
- * random-weight full-size checkpoint, four images a pass: 6 of the 14
- * shared photos' greedy captions changed between batch 1 and 16).  It costs little: oneDNN's products fill its blocks with
- * one image's 197 rows (Zen 4: 9.2-9.5 img/s one at a time or in eights),
- * and the workspace is one image's.  fp32's sgemm wants the whole batch's
- * rows (3.2 img/s one at a time, 4.5 in eights, Zen 4); its last bits
- * may move with the batch, below anything a caption shows. */
-static int images_per_pass(const vgpt_model *m, int N) { return m->precision == VGPT_BF16 ? 1 : N; }
-
-/* N images' pixels -> their tokens. */
+/* N images' pixels -> their tokens; bf16 takes one image a pass
+ * (vgpt_precision_images_per_pass: its tokens are its own, bit for bit). */
 static int encode_pass(vgpt_encoder *e, const float *pixels, int N, float *tokens) {
     const vgpt_model *m = e->m;
     int M = vit_tokens(&m->vit), Dv = m->vit.width, D = vgpt_encoder_width(e);
@@ -83,7 +70,7 @@ int vgpt_encode(vgpt_encoder *e, const float *pixels, int N, float *tokens, vgpt
     const vgpt_model *m = e->m;
     size_t plane = (size_t)3 * m->vit.image * m->vit.image;
     size_t per = (size_t)vgpt_encoder_n_tokens(e) * vgpt_encoder_width(e);
-    for (int n = 0, pass = images_per_pass(m, N); n < N; n += pass)
+    for (int n = 0, pass = vgpt_precision_images_per_pass(m->precision, N); n < N; n += pass)
         if (encode_pass(e, pixels + n * plane, N - n < pass ? N - n : pass, tokens + n * per))
             return vgpt_err_set(err, "encoder: out of memory for a batch of %d images", N);
     return m->mm_ctx ? vgpt_mm_ctx_check(m->mm_ctx, err) : 0;

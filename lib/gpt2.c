@@ -64,9 +64,7 @@ int vgpt_gpt_run_cross_kv(vgpt_gpt_run *d, const float *vis, int N, int L, vgpt_
     const vgpt_gpt *g = &d->m->gpt;
     size_t per = (size_t)L * g->width;
     int bf16 = d->m->precision == VGPT_BF16;
-    /* bf16: one image a pass, as the encoder (encoder.c): batched products'
-     * last bits move with the batch, and rounding to bf16 magnifies them */
-    int pass = bf16 ? 1 : N;
+    int pass = vgpt_precision_images_per_pass(d->m->precision, N); /* bf16: one */
     float *tmp = vgpt_buf_get(&d->xvis, 2 * (size_t)pass * per);
     if (!tmp) return vgpt_err_set(err, "decoder: out of memory for cross K/V of %d images", N);
     for (int n = 0; n < N; n++) {

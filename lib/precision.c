@@ -13,3 +13,5 @@ int vgpt_precision_parse(const char *s, vgpt_precision *out) {
     else return -1;
     return 0;
 }
+
+int vgpt_precision_images_per_pass(vgpt_precision p, int n) { return p == VGPT_BF16 ? 1 : n; }

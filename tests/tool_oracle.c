@@ -266,7 +266,8 @@ static void fidelity_step(void *arg, int s, int n, const float *logits, const fl
 
 /* 1 when the batch's last image, encoded alone, gets the batch's visual
  * tokens bit for bit: a caption must not depend on its batch-mates, however
- * many images the encoder's products take per call (encoder.c). */
+ * many images the encoder's products take per call
+ * (vgpt_precision_images_per_pass). */
 static int batch_free(vgpt_encoder *enc, const ref *r, const float *vis, int S) {
     size_t per = (size_t)r->L * r->C, plane = (size_t)3 * S * S;
     float *one = malloc(per * sizeof(float));
