@@ -95,8 +95,9 @@ VGPT_ISA=generic pipeline_oracle tiny-fp32-pub 10 | sed "s/^\(PASS\|FAIL\): \[/\
 # --fidelity), judged against bf16's bounds: visual tokens and logits within
 # a few percent of their scale, the top token equal on >= 99% of the steps
 # whose reference top-2 margin exceeds 0.1; and an image's bf16 tokens and
-# cross K/V its own, bit for bit, whatever its batch-mates (vgpt_precision_images_per_pass).  `make bench`
-# reports the same figures on the full-size checkpoints.
+# cross K/V its own, bit for bit, whatever its batch-mates
+# (vgpt_precision_images_per_pass).  `make bench` reports the same figures
+# on the full-size checkpoints.
 fidelity() { # fidelity NAME
     local out
     out=$("$build/tests/tool_oracle" "$cache/$1/model.pth" "$cache/$1/run" --fidelity bf16 2>&1)
