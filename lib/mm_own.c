@@ -78,9 +78,9 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
  * OpenBLAS's it was slower).
  * sgemm's sums are not the same for every M (Zen 3, OpenBLAS 0.3.21: 2-5%
  * of a 197-row product's outputs move in the last bit when it is part of
- * a 788-row one, on one thread or two), so the encoder calls it with one
- * image's rows at a time (encoder.c): a caption does not depend on its
- * batch-mates. */
+ * a 788-row one, on one thread or two), so the encoder and the cross K/V
+ * call it with one image's rows at a time (vgpt_precision_images_per_pass):
+ * a caption does not depend on its batch-mates. */
 static int own_sgemm(vgpt_mm *w, float *out, const float *x, int M, int flags) {
     // x is (M,C) rounded, w->own packs (OC,C) in bf16, out is (M,OC)
     int C = w->C, OC = w->OC, cols = OC < WIDE_COLS ? OC : WIDE_COLS;
