@@ -118,6 +118,8 @@ for r in rows:
     if r.get("run", "").startswith("fidelity") and r.get("precision") == "bf16":
         line(f"{r['run']} bf16 greedy agreement on decisive steps", f"{r['agree']}/{r['decisive_steps']} "
              f"(vis rel err {r['vis_rel_err']:.3g}, logits {r['logits_rel_err']:.3g})", ">= 99%", r["agreement"] >= 0.99)
+        line(f"{r['run']} bf16: last image alone == in its batch of {r['images']} (tokens, cross K/V)",
+             "bit for bit" if r["alone_identical"] else "differs", "bit for bit", r["alone_identical"])
 for r in rows:
     if r.get("bench") == "identical_captions":
         print(f"info identical {r['mode']} captions fp32 vs bf16: {r['identical']}/{r['images']}")
