@@ -76,7 +76,7 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
  * vgpt-bench: 2.06 img/s on the packed kernels, 2.17-2.50 this way, fp32 3.09-3.22;
  * the widening, one thread, is 6% of the time: on OpenMP's threads beside
  * OpenBLAS's it was slower).
- * sgemm's sums are not the same for every M (Zen 3, OpenBLAS 0.3.21: 2-5%
+ * sgemm's sums are not the same for every M (Zen 3, OpenBLAS 0.3.21: 1.7-4.6%
  * of a 197-row product's outputs move in the last bit when it is part of
  * a 788-row one, on one thread or two), so the encoder and the cross K/V
  * call it with one image's rows at a time (vgpt_precision_images_per_pass):

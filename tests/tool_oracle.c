@@ -272,7 +272,7 @@ static int batch_free(vgpt_encoder *enc, const ref *r, const float *vis, int S) 
     size_t per = (size_t)r->L * r->C, plane = (size_t)3 * S * S;
     float *one = malloc(per * sizeof(float));
     vgpt_err err;
-    int same = one && !vgpt_encode(enc, r->pixels + (r->N - 1) * plane, 1, one, &err) &&
+    int same = one && r->N > 0 && !vgpt_encode(enc, r->pixels + (r->N - 1) * plane, 1, one, &err) &&
                !memcmp(one, vis + (r->N - 1) * per, per * sizeof(float));
     free(one);
     return same;
@@ -280,6 +280,7 @@ static int batch_free(vgpt_encoder *enc, const ref *r, const float *vis, int S) 
 
 /* The same for the decoder's cross K/V, made from the reference's tokens. */
 static int cross_kv_batch_free(vgpt_gpt_run *d, const ref *r, const vgpt_xkv *xkv) {
+    if (r->N < 1) return 0;
     const vgpt_xkv *last = &xkv[r->N - 1];
     vgpt_xkv one = {0};
     vgpt_err err;
