@@ -1,8 +1,10 @@
 /* kern.h - the hand-written kernels, one set per instruction set.
  *
  * vgpt is built for every x86-64 host (no -march=native): the few loops
- * that OpenBLAS and oneDNN do not cover (the decoder's packed products and
- * its one-row attention dot products) come in AVX-512, AVX2 and generic C
+ * that OpenBLAS and oneDNN do not cover (the decoder's packed products,
+ * its one-row attention dot products, and on AVX2 the encoder's bf16
+ * products, whose sums must not depend on the number of rows as sgemm's
+ * do) come in AVX-512, AVX2 and generic C
  * versions, each file built with its own target flags, and the best one
  * the CPU runs is chosen once per process.  VGPT_ISA=generic|avx2|avx512
  * lowers the choice (never raises it past the CPU): tests run the engine
@@ -45,7 +47,22 @@ typedef struct vgpt_kernels {
      * they are read; q, p, s and out stay fp32. */
     void (*scores_bf16)(float *s, const float *q, const uint16_t *k, int ldk, int n, int hd, float scale);
     void (*mix_bf16)(float *out, const float *p, const uint16_t *v, int ldv, int n, int hd);
+    /* The many-row bf16 products (the encoder's, mm_own.c), or NULL where
+     * the set has none (OpenBLAS's sgemm then): out (M, OC) += x (M, C) @
+     * the bf16 panels pn0..pn1-1 of w (packed.h) transposed, x rounded to
+     * bf16 already, out holding the bias (and residual) going in.  Each
+     * output's sum runs over k in order from out's value whatever M, so a
+     * row's result does not depend on the other rows (sgemm's does).  wide
+     * holds VGPT_ROWS_WIDE floats; at most VGPT_ROWS_PANELS panels a call. */
+    void (*rows_bf16)(float *out, const float *x, const vgpt_packed *w, int M, int pn0, int pn1, float *wide);
 } vgpt_kernels;
+
+/* rows_bf16 widens ROWS_K inputs x VGPT_ROWS_PANELS panels of the weight
+ * at a time (Zen 3: 384 x 192 fp32, 288 KB, stays in L2 while every row
+ * passes; 256 or 512 inputs were 5-20% slower). */
+#define VGPT_ROWS_K 384
+#define VGPT_ROWS_PANELS 4
+#define VGPT_ROWS_WIDE (VGPT_ROWS_K * VGPT_ROWS_PANELS * VGPT_PANEL)
 
 /* Element i of a key / value row: fp32, or bf16 widened exactly (the
  * columns a kernel's vectors leave over, and the generic set). */

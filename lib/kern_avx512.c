@@ -218,4 +218,5 @@ INLINE void mix_any(float *out, const float *p, const void *v, int ldv, int n, i
 
 VGPT_KERN_ATTENTION_ENTRIES(TARGET)
 
-const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16};
+const vgpt_kernels vgpt_kernels_avx512 = {"avx512", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16,
+                                        NULL /* rows_bf16: OpenBLAS (mm_own.c) */};

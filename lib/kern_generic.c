@@ -48,4 +48,5 @@ static inline void mix_any(float *out, const float *p, const void *v, int ldv, i
 
 VGPT_KERN_ATTENTION_ENTRIES()
 
-const vgpt_kernels vgpt_kernels_generic = {"generic", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16};
+const vgpt_kernels vgpt_kernels_generic = {"generic", VGPT_PANEL, panels, scores, mix, scores_bf16, mix_bf16,
+                                        NULL /* rows_bf16: OpenBLAS (mm_own.c) */};

@@ -9,10 +9,11 @@
  * oneDNN).  A decoding step's few rows (the calls with a pool) run on the
  * packed kernels, which widen the panels as they stream them: half the
  * bytes of fp32 for a step bound by memory.  The encoder's hundreds of
- * rows (the calls without) go to OpenBLAS's sgemm, a slice of the weight
- * widened at a time (own_sgemm).  Which of the two a call takes depends
- * on its caller, never on its number of rows, so that a caption does not
- * depend on its batch-mates. */
+ * rows (the calls without) run on the kernels' rows_bf16 (AVX2: a slice
+ * of the weight widened at a time and met by every row), or, in a set
+ * without one, on OpenBLAS's sgemm (own_sgemm).  Which of these a call
+ * takes depends on its caller and the kernel set, never on its number of
+ * rows, so that a caption does not depend on its batch-mates. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "kern.h"
 #include "kernels.h"
 #include "mm_ctx.h"
 
@@ -65,17 +67,47 @@ static void round_rows(float *dst, int ldd, const float *src, int lds, size_t ro
     for (long r = 0; r < (long)rows; r++) round_run(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)cols);
 }
 
+/* out = bias (+ out): the value the products' sums start from. */
+static void own_start(const vgpt_mm *w, float *out, int M, int flags) {
+    for (int m = 0; m < M; m++) {
+        float *o = out + (size_t)m * w->OC;
+        for (int i = 0; i < w->OC; i++) o[i] = (flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + w->bias[i];
+    }
+}
+
+static void own_finish(const vgpt_mm *w, float *out, int M, int flags) {
+    if (flags & VGPT_GELU_TANH) vgpt_gelu_tanh(out, (size_t)M * w->OC);
+    if (flags & VGPT_GELU_ERF) vgpt_gelu_erf(out, (size_t)M * w->OC);
+}
+
+/* The encoder's hundreds of rows (and the decoder's cross K/V) on the
+ * kernels' rows_bf16 (AVX2): each slice of the weight widened once per
+ * call and met by every row, each output's sum in the same order whatever
+ * M.  OpenMP's threads take VGPT_ROWS_PANELS panels at a time, each its
+ * own share of the scratch (a thread never splits a sum). */
+static int own_rows(vgpt_mm *w, float *out, const float *x, int M, int flags, const vgpt_kernels *k) {
+    // x is (M,C) rounded, w->own packs (OC,C) in bf16, out is (M,OC)
+    int threads = omp_get_max_threads(), panels = (w->OC + VGPT_PANEL - 1) / VGPT_PANEL;
+    float *wide = vgpt_buf_get(&w->c->wide, (size_t)threads * VGPT_ROWS_WIDE);
+    if (!wide) return vgpt_err_set(&w->c->first, "bf16: out of memory widening a (%d,%d) weight", w->OC, w->C);
+    own_start(w, out, M, flags);
+#pragma omp parallel for schedule(dynamic)
+    for (int p = 0; p < panels; p += VGPT_ROWS_PANELS)
+        k->rows_bf16(out, x, &w->own, M, p, p + VGPT_ROWS_PANELS < panels ? p + VGPT_ROWS_PANELS : panels,
+                     wide + (size_t)omp_get_thread_num() * VGPT_ROWS_WIDE);
+    own_finish(w, out, M, flags);
+    return 0;
+}
+
 /* Output columns widened per sgemm call: the scratch stays small (768 x
  * 3072 fp32, 9 MB, for GPT-2 / ViT-B) whatever the weight. */
 #define WIDE_COLS (16 * VGPT_PANEL)
 
-/* The encoder's hundreds of rows (and the decoder's cross K/V): each slice
- * of the weight widened once per call (1 / M of the product's work) and
- * multiplied by OpenBLAS's sgemm, which holds the input rows in cache
- * better than the packed kernels' passes can (Zen 3, ViT-B/16 batch 8,
- * vgpt-bench: 2.06 img/s on the packed kernels, 2.17-2.50 this way, fp32 3.09-3.22;
- * the widening, one thread, is 6% of the time: on OpenMP's threads beside
- * OpenBLAS's it was slower).
+/* The same where the kernels have no rows_bf16 (the generic set; the
+ * AVX-512 set when oneDNN has no bf16 matmul): each slice of the weight
+ * widened once per call (1 / M of the product's work) and multiplied by
+ * OpenBLAS's sgemm (Zen 3, ViT-B/16 batch 8, vgpt-bench: 2.06 img/s on
+ * the packed kernels, 2.17-2.50 this way, fp32 3.09-3.22).
  * sgemm's sums are not the same for every M (Zen 3, OpenBLAS 0.3.21: 1.7-4.6%
  * of a 197-row product's outputs move in the last bit when it is part of
  * a 788-row one, on one thread or two), so the encoder and the cross K/V
@@ -86,17 +118,13 @@ static int own_sgemm(vgpt_mm *w, float *out, const float *x, int M, int flags) {
     int C = w->C, OC = w->OC, cols = OC < WIDE_COLS ? OC : WIDE_COLS;
     float *wide = vgpt_buf_get(&w->c->wide, (size_t)C * cols);
     if (!wide) return vgpt_err_set(&w->c->first, "bf16: out of memory widening a (%d,%d) weight", OC, C);
-    for (int m = 0; m < M; m++) { /* out = bias (+ out), then += x W^T */
-        float *o = out + (size_t)m * OC;
-        for (int i = 0; i < OC; i++) o[i] = (flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + w->bias[i];
-    }
+    own_start(w, out, M, flags);
     for (int o0 = 0; o0 < OC; o0 += WIDE_COLS) {
         int n = OC - o0 < WIDE_COLS ? OC - o0 : WIDE_COLS;
         vgpt_packed_widen_columns(&w->own, o0, n, wide, n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, C, 1.0f, x, C, wide, n, 1.0f, out + o0, OC);
     }
-    if (flags & VGPT_GELU_TANH) vgpt_gelu_tanh(out, (size_t)M * OC);
-    if (flags & VGPT_GELU_ERF) vgpt_gelu_erf(out, (size_t)M * OC);
+    own_finish(w, out, M, flags);
     return 0;
 }
 
@@ -105,7 +133,10 @@ int vgpt_mm_own_run(vgpt_mm *w, float *out, const float *inp, int M, int flags, 
     float *x = vgpt_buf_get(&w->c->rows, (size_t)M * w->C);
     if (!x) return vgpt_err_set(&w->c->first, "bf16: out of memory for %d input rows", M);
     round_rows(x, w->C, inp, w->C, (size_t)M, w->C);
-    if (!pool) return own_sgemm(w, out, x, M, flags); /* the encoder's calls: many rows */
+    if (!pool) { /* the encoder's calls: many rows */
+        const vgpt_kernels *k = vgpt_kernels_get();
+        return k->rows_bf16 ? own_rows(w, out, x, M, flags, k) : own_sgemm(w, out, x, M, flags);
+    }
     /* a decoding step's few rows: the packed kernels read half fp32's bytes */
     vgpt_linear_packed(out, x, &w->own, M, flags & ~VGPT_GELU_ERF, pool);
     if (flags & VGPT_GELU_ERF) vgpt_gelu_erf(out, (size_t)M * w->OC);

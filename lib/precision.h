@@ -20,7 +20,9 @@ int vgpt_precision_parse(const char *s, vgpt_precision *out);
  * the 14 shared photos' greedy captions changed between batch 1 and 16).
  * oneDNN's products fill its blocks with one image's 197 rows (Zen 4:
  * 9.2-9.5 img/s one image at a time or eight), and the workspace is one
- * image's.  fp32: all n, as sgemm wants (Zen 4: 3.2 img/s one at a time,
+ * image's.  AVX2's rows_bf16 (kern.h) sums each row alike whatever M, but
+ * gains little from more rows (Zen 3, batch 8: 3.2-3.5 img/s either way)
+ * and keeps the one-image workspace too.  fp32: all n, as sgemm wants (Zen 4: 3.2 img/s one at a time,
  * 4.5 in eights); its last bits may move with the batch, far below what a
  * caption shows. */
 int vgpt_precision_images_per_pass(vgpt_precision p, int n);

@@ -116,10 +116,13 @@ print(("PASS" if f["alone_identical"] else "FAIL") + f": [{name} bf16] the batch
 PY
 }
 # On every host: oneDNN's products where it has bf16 (AVX-512), vgpt's own
-# elsewhere; VGPT_ISA=generic forces vgpt's own, on the plain C kernels.
+# elsewhere; VGPT_ISA=generic forces vgpt's own, on the plain C kernels
+# (OpenBLAS's sgemm for the encoder's products).
 fidelity tiny-fp32-pub
 fidelity tiny-fp16-pub
 VGPT_ISA=generic fidelity tiny-fp32-pub | sed "s/^\(PASS\|FAIL\): \[/\1: [generic /"
+# AVX2's many-row products (rows_bf16), on AVX-512 hosts too
+VGPT_ISA=avx2 fidelity tiny-fp32-pub | sed "s/^\(PASS\|FAIL\): \[/\1: [avx2 /"
 
 if [ -n "$san" ] && [ -x "$san/tests/tool_oracle" ]; then
     ASAN_OPTIONS=detect_leaks=1 oracle tiny-fp32-pub "$san"

@@ -1,6 +1,7 @@
 /* test_kernels.c - the math kernels against straightforward double-precision
  * definitions (LayerNorm, both GELUs, softmax, masked attention, linear,
- * the packed products from fp32 / fp16 / bf16 panels, the bf16 products). */
+ * the packed products from fp32 / fp16 / bf16 panels, the bf16 products,
+ * the many-row bf16 product). */
 #include <math.h>
 #include <string.h>
 #include <stdint.h>
@@ -417,6 +418,58 @@ static void test_packed_bf16(check_state *st, uint64_t *s, vgpt_pool *pool) {
     free(w), free(wr), free(x), free(y32), free(ybf);
 }
 
+/* The kernels' many-row bf16 product (rows_bf16, the encoder's on AVX2):
+ * against double sums from out's starting values, with k in three slices
+ * (the last short), two calls' panels and a strip that ends inside the
+ * last panel; and each row's result its own, bit for bit: rows 7..19
+ * alone (tiles of 6, 6, 1) = the same rows among 61 (other tiles). */
+static void test_rows_bf16(check_state *st, uint64_t *s) {
+    enum { M = 61, C = 2 * VGPT_ROWS_K + 32, OC = VGPT_ROWS_PANELS * VGPT_PANEL + 58, R0 = 7, RN = 13 };
+    const vgpt_kernels *k = vgpt_kernels_get();
+    if (!k->rows_bf16) {
+        printf("SKIP: many-row bf16 products: the %s kernels have none (OpenBLAS's sgemm runs them)\n", k->name);
+        return;
+    }
+    float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * M * C), *y0 = malloc(sizeof(float) * M * OC);
+    float *y = malloc(sizeof(float) * M * OC), *ya = malloc(sizeof(float) * RN * OC);
+    float *wide = aligned_alloc(64, sizeof(float) * VGPT_ROWS_WIDE);
+    fill(w, OC * C, s, 1.0f);
+    fill(x, M * C, s, 1.0f);
+    fill(y0, M * OC, s, 4.0f);
+    for (int i = 0; i < M * C; i++) x[i] = bf16_round(x[i]);
+    const float *ws[1] = {w};
+    int rows[1] = {OC};
+    vgpt_packed p;
+    int ok = vgpt_pack_bf16(&p, C, 1, ws, NULL, rows, NULL, NULL) == 0;
+    CHECK(st, ok, "a (%d,%d) weight packs into bf16 panels for the many-row product", OC, C);
+    if (!ok) return;
+    int panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
+    memcpy(y, y0, sizeof(float) * M * OC);
+    memcpy(ya, y0 + (size_t)R0 * OC, sizeof(float) * RN * OC);
+    for (int p0 = 0; p0 < panels; p0 += VGPT_ROWS_PANELS) {
+        int p1 = p0 + VGPT_ROWS_PANELS < panels ? p0 + VGPT_ROWS_PANELS : panels;
+        k->rows_bf16(y, x, &p, M, p0, p1, wide);
+        k->rows_bf16(ya, x + (size_t)R0 * C, &p, RN, p0, p1, wide);
+    }
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int o = 0; o < OC; o++) {
+            double want = y0[i * OC + o], scale = fabs(want);
+            for (int c = 0; c < C; c++) {
+                double t = (double)x[i * C + c] * bf16_round(w[(size_t)o * C + c]);
+                want += t, scale += fabs(t);
+            }
+            double e = fabs(y[i * OC + o] - want) / scale;
+            worst = e > worst ? e : worst;
+        }
+    CHECK(st, worst < 1e-6, "%s many-row bf16 product (%d,%d)x(%d,%d) = out + x @ rounded W^T, fp32 sums (worst err "
+          "%.2g of the terms' size)", k->name, M, C, C, OC, worst);
+    CHECK(st, !memcmp(ya, y + (size_t)R0 * OC, sizeof(float) * RN * OC),
+          "%s many-row bf16 product: rows %d..%d alone = the same rows among %d, bit for bit", k->name, R0, R0 + RN - 1, M);
+    vgpt_packed_free(&p);
+    free(w), free(x), free(y0), free(y), free(ya), free(wide);
+}
+
 /* One bf16 product (mm.h: oneDNN's, or vgpt's own where oneDNN has none)
  * through vgpt_mm_run_pool against double sums of the rounded operands: only
  * the order of the fp32 sums differs.  Pool NULL is the encoder's call
@@ -533,6 +586,7 @@ int main(void) {
     test_packed_half(&st, &s, pool);
     test_packed_bf16(&st, &s, pool);
     test_mm_bf16(&st, &s, pool);
+    test_rows_bf16(&st, &s);
     vgpt_pool_free(pool);
     return check_exit(&st);
 }
