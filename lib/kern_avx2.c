@@ -193,7 +193,7 @@ INLINE void rows_widen(const vgpt_packed *w, int g0, int g1, int k0, int kc, flo
     }
 }
 
-/* Rows a block, 48: their slice of x stays in L2 while the strips pass. */
+/* Rows per block (48): their slice of x stays in L2 while the strips pass. */
 #define ROWS_BLOCK (8 * ROWS)
 
 /* A slice of k at a time, widened once for every row (1 / M of the work),
@@ -214,7 +214,6 @@ TARGET static void rows_bf16(float *out, const float *x, const vgpt_packed *w, i
                                M - m < ROWS ? M - m : ROWS);
     }
 }
-
 
 /* 8 keys' / values' elements from element i of x: fp32, or bf16 widened. */
 INLINE __m256 load8(const void *x, size_t i, int bf16) {
