@@ -27,7 +27,7 @@ struct vgpt_mm_ctx {
     dnnl_stream_t stream;
     pthread_mutex_t lock;
     vgpt_buf rows;               /* a product's input rows in bf16 (own: rounded, in fp32) */
-    vgpt_buf wide;               /* own: a slice of a weight's columns widened for sgemm */
+    vgpt_buf wide;               /* own: a slice of a weight widened (rows_bf16, per thread; or for sgemm) */
     vgpt_buf q, k, v, p, scores; /* attention's operands */
     vgpt_mm_att_shape att[VGPT_MM_ATT_SHAPES];
     unsigned long tick;
