@@ -155,23 +155,30 @@ INLINE float dot_any(const float *a, const void *b, size_t off, int n, int bf16)
     return _mm512_reduce_add_ps(acc) + tail;
 }
 
-/* GPT-2's heads are 64 wide: q in four registers, 16 keys at a time;
- * other widths and the last n % 16 keys one dot product each. */
+/* GPT-2's heads are 64 wide: q in four registers, 16 keys at a time (the
+ * last block short: a decoding step's self-attention has 1..20 keys, and
+ * one horizontal sum per key cost more than the products); other widths
+ * one dot product per key. */
 INLINE void scores_any(float *s, const float *q, const void *k, int ldk, int n, int hd, float scale, int bf16) {
     int t = 0;
     if (hd == 64) {
         __m512 q0 = _mm512_loadu_ps(q), q1 = _mm512_loadu_ps(q + 16), q2 = _mm512_loadu_ps(q + 32),
                q3 = _mm512_loadu_ps(q + 48);
-        for (; t + 16 <= n; t += 16) {
+        for (; t < n; t += 16) { /* the last block short: its missing keys are zeros, not stored */
+            int keys = n - t < 16 ? n - t : 16;
             __m512 a[16];
             for (int j = 0; j < 16; j++) {
                 size_t kt = (size_t)(t + j) * ldk;
+                if (j >= keys) {
+                    a[j] = _mm512_setzero_ps();
+                    continue;
+                }
                 __m512 acc = _mm512_mul_ps(q0, load16(k, kt, bf16));
                 acc = _mm512_fmadd_ps(q1, load16(k, kt + 16, bf16), acc);
                 acc = _mm512_fmadd_ps(q2, load16(k, kt + 32, bf16), acc);
                 a[j] = _mm512_fmadd_ps(q3, load16(k, kt + 48, bf16), acc);
             }
-            _mm512_storeu_ps(s + t, _mm512_mul_ps(_mm512_set1_ps(scale), sum16(a)));
+            _mm512_mask_storeu_ps(s + t, (__mmask16)((1u << keys) - 1), _mm512_mul_ps(_mm512_set1_ps(scale), sum16(a)));
         }
     }
     for (; t < n; t++) s[t] = scale * dot_any(q, k, (size_t)t * ldk, hd, bf16);

@@ -56,6 +56,7 @@ struct vgpt_mm {
     vgpt_packed own;        /* c->own: the weight as bf16 panels; else: */
     dnnl_memory_desc_t wmd; /* the bf16 weight's layout */
     dnnl_memory_t wmem, bmem;
+    void *wdata;            /* wmem's bytes, on huge pages (hugemem.h) */
     int gemv;               /* vgpt_mm_gemv_usable: few-row products in mm_gemv.c */
     float *bias;
     unsigned long tick;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "hugemem.h"
 #include "kern.h"
 #include "mm_ctx.h"
 
@@ -178,7 +179,8 @@ static int setup_weight(vgpt_mm *w, const float *src) {
     dnnl_primitive_desc_destroy(pd);
     dnnl_memory_desc_t bmd;
     vgpt_mm_md2(&bmd, 1, w->OC, dnnl_f32, dnnl_ab);
-    if (dnnl_memory_create(&w->wmem, &w->wmd, w->c->engine, DNNL_MEMORY_ALLOCATE) ||
+    if (!(w->wdata = vgpt_hugemem_alloc(dnnl_memory_desc_get_size(&w->wmd))) ||
+        dnnl_memory_create(&w->wmem, &w->wmd, w->c->engine, w->wdata) ||
         dnnl_memory_create(&w->bmem, &bmd, w->c->engine, w->bias))
         return -1;
     if (reorder_weights(w, src)) return -1;
@@ -233,6 +235,7 @@ void vgpt_mm_free(vgpt_mm *w) {
     for (int i = 0; i < MM_SHAPES; i++) shape_clear(&w->shapes[i]);
     if (w->wmem) dnnl_memory_destroy(w->wmem);
     if (w->bmem) dnnl_memory_destroy(w->bmem);
+    free(w->wdata);
     vgpt_packed_free(&w->own);
     free(w->bias);
     free(w);

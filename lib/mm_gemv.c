@@ -67,10 +67,14 @@ static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_j
             for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], wv[v], xb);
         }
     }
-    for (int r = 0; r < R; r++) {
-        float sums[BLOCK], *o = j->out + (size_t)(m0 + r) * OC + n0;
-        for (int v = 0; v < 4; v++) _mm512_storeu_ps(sums + 16 * v, acc[r][v]);
-        for (int i = 0; i < cols; i++) o[i] = (j->flags & VGPT_ACCUMULATE ? o[i] : 0.0f) + sums[i] + j->w->bias[n0 + i];
+    for (int r = 0; r < R; r++) { /* out's value (residual or 0) + the sum + the bias, in that order */
+        float *o = j->out + (size_t)(m0 + r) * OC + n0;
+        for (int v = 0; v < 4 && 16 * v < cols; v++) {
+            __mmask16 k = cols - 16 * v >= 16 ? 0xffff : (__mmask16)((1u << (cols - 16 * v)) - 1);
+            __m512 y = j->flags & VGPT_ACCUMULATE ? _mm512_add_ps(_mm512_maskz_loadu_ps(k, o + 16 * v), acc[r][v])
+                                                  : acc[r][v];
+            _mm512_mask_storeu_ps(o + 16 * v, k, _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, j->w->bias + n0 + 16 * v)));
+        }
         if (j->flags & VGPT_GELU_TANH) vgpt_gelu_tanh(o, (size_t)cols);
         if (j->flags & VGPT_GELU_ERF) vgpt_gelu_erf(o, (size_t)cols);
     }

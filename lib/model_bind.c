@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "hugemem.h"
 
 int vgpt_bind_has(const vgpt_binder *b, const char *fmt, ...) {
     char name[256];
@@ -25,7 +26,7 @@ static void *own(vgpt_model *m, size_t bytes) {
         m->owned = p;
         m->cap_owned = cap;
     }
-    void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void *mem = vgpt_hugemem_alloc(bytes); /* may become a packed weight in place */
     if (mem) m->owned[m->n_owned++] = mem;
     return mem;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "hugemem.h"
 #include "kern.h"
 #include "kernels.h"
 #include "mm.h"
@@ -56,7 +57,7 @@ int vgpt_pack(vgpt_packed *dst, int C, int n, const float *const *w, const float
     int OC = 0;
     for (int i = 0; i < n; i++) OC += rows[i];
     int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
-    *dst = (vgpt_packed){.p = aligned_alloc(64, (size_t)n_panels * C * VGPT_PANEL * sizeof(float)), .C = C, .OC = OC};
+    *dst = (vgpt_packed){.p = vgpt_hugemem_alloc((size_t)n_panels * C * VGPT_PANEL * sizeof(float)), .C = C, .OC = OC};
     if (stack_bias(dst, n, b, rows)) return -1;
     int strip = vgpt_kernels_get()->strip;
     for (int pn = 0; pn < n_panels; pn++) {
@@ -98,7 +99,7 @@ int vgpt_pack_in_place(vgpt_packed *dst, int C, float *w, const float *b, int OC
 int vgpt_pack_narrow(vgpt_packed *w) {
     if (!w->p) return 0;
     size_t n = (size_t)(w->OC + VGPT_PANEL - 1) / VGPT_PANEL * VGPT_PANEL * w->C;
-    uint16_t *h = aligned_alloc(64, (n * sizeof *h + 63) / 64 * 64);
+    uint16_t *h = vgpt_hugemem_alloc(n * sizeof *h);
     if (!h) return -1;
     for (size_t i = 0; i < n; i++) {
         float x = w->p[i];
@@ -122,7 +123,7 @@ int vgpt_pack_bf16(vgpt_packed *dst, int C, int n, const float *const *w, const 
     for (int i = 0; i < n; i++) OC += rows[i];
     int n_panels = (OC + VGPT_PANEL - 1) / VGPT_PANEL;
     size_t bytes = (size_t)n_panels * C * VGPT_PANEL * sizeof(uint16_t);
-    *dst = (vgpt_packed){.h = aligned_alloc(64, (bytes + 63) / 64 * 64), .h_bf16 = 1, .C = C, .OC = OC};
+    *dst = (vgpt_packed){.h = vgpt_hugemem_alloc(bytes), .h_bf16 = 1, .C = C, .OC = OC};
     if (stack_bias(dst, n, b, rows)) return -1;
     int strip = vgpt_kernels_get()->strip;
     for (int pn = 0; pn < n_panels; pn++) {

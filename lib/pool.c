@@ -3,7 +3,10 @@
  * finish a job whose workers have not woken (or are waiting for a core).
  * Idle workers sleep on a futex.  They spin briefly first only when the
  * pool has no more threads than the CPUs this process may use: on a shared
- * core, spinning only delays the thread that holds the work. */
+ * core, spinning only delays the thread that holds the work.  A futex
+ * wake is a system call and a decoding step runs ~75 jobs: it is made only
+ * when a thread has said it is going to sleep (sleepers, caller_asleep),
+ * so jobs that follow each other within the spin make none. */
 #include "pool.h"
 
 #include <errno.h>
@@ -28,6 +31,8 @@ struct vgpt_pool {
     _Atomic unsigned gen;   /* bumped per job: the workers' futex word */
     _Atomic int next;       /* next part to hand out */
     _Atomic int done;       /* parts finished: the caller's futex word */
+    _Atomic int sleepers;   /* workers in (or about to be in) futex_wait on gen */
+    _Atomic int caller_asleep; /* the caller in (or about to be in) futex_wait on done */
     _Atomic int stop;
     _Atomic(vgpt_pool_fn) fn;
     void *_Atomic arg;
@@ -49,7 +54,9 @@ static void pool_run_parts(vgpt_pool *p) {
     while ((k = atomic_fetch_add_explicit(&p->next, 1, memory_order_acq_rel)) < p->n) {
         vgpt_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
         fn(atomic_load_explicit(&p->arg, memory_order_relaxed), k, p->n);
-        if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == p->n) futex_wake(&p->done, 1);
+        /* seq_cst with the caller's flag (a Dekker pair): either it sees
+         * done complete, or this thread sees it asleep and wakes it */
+        if (atomic_fetch_add(&p->done, 1) + 1 == p->n && atomic_load(&p->caller_asleep)) futex_wake(&p->done, 1);
     }
 }
 
@@ -57,8 +64,13 @@ static void pool_run_parts(vgpt_pool *p) {
 static int pool_wait_job(vgpt_pool *p, unsigned *seen) {
     unsigned g;
     for (int spins = 0; (g = atomic_load_explicit(&p->gen, memory_order_acquire)) == *seen; spins++) {
-        if (spins < p->spin) _mm_pause();
-        else futex_wait(&p->gen, (int)*seen);
+        if (spins < p->spin) {
+            _mm_pause();
+            continue;
+        }
+        atomic_fetch_add(&p->sleepers, 1); /* before gen is read again, inside futex_wait */
+        futex_wait(&p->gen, (int)*seen);
+        atomic_fetch_sub(&p->sleepers, 1);
     }
     *seen = g;
     return !atomic_load(&p->stop);
@@ -113,13 +125,18 @@ void vgpt_pool_run(vgpt_pool *p, vgpt_pool_fn fn, void *arg) {
     atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->next, 0, memory_order_release); /* publishes fn, arg, done */
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    futex_wake(&p->gen, p->wake);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: a worker that did not see it is counted in sleepers */
+    if (atomic_load(&p->sleepers)) futex_wake(&p->gen, p->wake);
     pool_run_parts(p);
     int d;
     for (int spins = 0; (d = atomic_load_explicit(&p->done, memory_order_acquire)) < p->n; spins++) {
-        if (spins < p->spin) _mm_pause();
-        else futex_wait(&p->done, d);
+        if (spins < p->spin) {
+            _mm_pause();
+            continue;
+        }
+        atomic_store(&p->caller_asleep, 1);
+        if ((d = atomic_load(&p->done)) < p->n) futex_wait(&p->done, d);
+        atomic_store(&p->caller_asleep, 0);
     }
 }
 
