@@ -73,6 +73,14 @@ void vgpt_mm_mlp(const vgpt_mm *fc1, const vgpt_mm *fc2, float *out, const float
  * n*Tq*ldo.  Products in bf16, softmax in fp32; failures as vgpt_mm_run. */
 void vgpt_mm_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                        const float *v, int ldv, int N, int Tq, int Tk, int H, int hd);
+/* A ViT layer's self-attention from its normalised input: qkv (N*T, 3*H*hd)
+ * = inp @ wqkv^T + bias, then vgpt_mm_attention over its thirds (q | k |
+ * v), into out (N*T, ldo).  On oneDNN qkv is written in bf16, rounded once
+ * as the attention would round an fp32 copy: the same values, without an
+ * fp32 pass and a conversion between the two.  scratch holds N*T*3*H*hd
+ * floats.  Failures as vgpt_mm_run. */
+void vgpt_mm_self_attention(const vgpt_mm *wqkv, float *out, int ldo, const float *inp, float *scratch, int N, int T,
+                            int H, int hd);
 /* -1 with the first failure's message if any product failed since the last check. */
 int vgpt_mm_ctx_check(vgpt_mm_ctx *c, vgpt_err *err);
 

@@ -4,7 +4,9 @@
  * (197x64 by 64x197): too small to thread well, so at bf16 speeds it would
  * take most of an image's time.  Here all images and heads are one batched
  * oneDNN matmul for the scores and one for the mix, with the softmax in
- * fp32 between them, as in every other bf16 product. */
+ * fp32 between them, as in every other bf16 product.  The ViT's q, k and v
+ * come straight from its qkv product in bf16 (vgpt_mm_self_attention): on
+ * Zen 4 packing them from fp32 took a third of the attention's time. */
 #include <math.h>
 #include <string.h>
 
@@ -43,10 +45,9 @@ typedef struct att_mds {
 } att_mds;
 
 static void att_layouts(att_mds *d, const vgpt_mm_att_shape *s) {
-    int HD = s->H * s->hd;
-    heads_md(&d->q, s->N, s->H, s->Tq, s->hd, HD, 0, dnnl_bf16);
-    heads_md(&d->kt, s->N, s->H, s->Tk, s->hd, HD, 1, dnnl_bf16);
-    heads_md(&d->v, s->N, s->H, s->Tk, s->hd, HD, 0, dnnl_bf16);
+    heads_md(&d->q, s->N, s->H, s->Tq, s->hd, s->ldqk, 0, dnnl_bf16);
+    heads_md(&d->kt, s->N, s->H, s->Tk, s->hd, s->ldqk, 1, dnnl_bf16);
+    heads_md(&d->v, s->N, s->H, s->Tk, s->hd, s->H * s->hd, 0, dnnl_bf16);
     dnnl_dims_t sd = {s->N, s->H, s->Tq, s->Tk};
     dnnl_memory_desc_init_by_tag(&d->scores, 4, sd, dnnl_f32, dnnl_abcd);
     dnnl_memory_desc_init_by_tag(&d->p, 4, sd, dnnl_bf16, dnnl_abcd);
@@ -58,7 +59,7 @@ static vgpt_mm_att_shape *att_shape(vgpt_mm_ctx *c, const vgpt_mm_att_shape *wan
     for (int i = 0; i < VGPT_MM_ATT_SHAPES; i++) {
         vgpt_mm_att_shape *s = &c->att[i];
         if (s->scores && s->N == want->N && s->Tq == want->Tq && s->Tk == want->Tk && s->H == want->H &&
-            s->hd == want->hd && s->ldo == want->ldo)
+            s->hd == want->hd && s->ldo == want->ldo && s->ldqk == want->ldqk)
             return s->used = ++c->tick, s;
         if (s->used < lru->used) lru = s;
     }
@@ -121,21 +122,18 @@ static int exec3(vgpt_mm_ctx *c, dnnl_primitive_t prim, const dnnl_memory_desc_t
     return s == dnnl_success ? 0 : -1;
 }
 
-static int attention_locked(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
-                            const float *v, int ldv, int N, int Tq, int Tk, int H, int hd) {
-    int HD = H * hd;
-    size_t nq = (size_t)N * Tq * HD, nk = (size_t)N * Tk * HD, ns = (size_t)N * H * Tq * Tk;
-    uint16_t *bq = vgpt_mm_scratch(&c->q, nq * 2), *bk = vgpt_mm_scratch(&c->k, nk * 2);
-    uint16_t *bv = vgpt_mm_scratch(&c->v, nk * 2), *bp = vgpt_mm_scratch(&c->p, ns * 2);
+/* The attention over bf16 q and k (rows ldqk apart) and v (packed), heads
+ * side by side.  A strided v took oneDNN off its brgemm kernels: the mix
+ * ran at half speed (Zen 4), where copying v costs little. */
+static int attention_bf16(vgpt_mm_ctx *c, float *out, int ldo, uint16_t *bq, uint16_t *bk, int ldqk, uint16_t *bv,
+                          int N, int Tq, int Tk, int H, int hd) {
+    size_t ns = (size_t)N * H * Tq * Tk;
+    uint16_t *bp = vgpt_mm_scratch(&c->p, ns * 2);
     float *scores = vgpt_mm_scratch(&c->scores, ns * 4);
-    if (!bq || !bk || !bv || !bp || !scores)
-        return vgpt_err_set(&c->first, "bf16: out of memory for the attention of %d sequences", N);
-    vgpt_mm_att_shape want = {.N = N, .Tq = Tq, .Tk = Tk, .H = H, .hd = hd, .ldo = ldo};
+    if (!bp || !scores) return vgpt_err_set(&c->first, "bf16: out of memory for the attention of %d sequences", N);
+    vgpt_mm_att_shape want = {.N = N, .Tq = Tq, .Tk = Tk, .H = H, .hd = hd, .ldo = ldo, .ldqk = ldqk};
     vgpt_mm_att_shape *s = att_shape(c, &want);
     if (!s) return vgpt_err_set(&c->first, "bf16: oneDNN cannot build the attention of %d x %d heads", N, H);
-    pack_rows(bq, q, (size_t)N * Tq, HD, ldq);
-    pack_rows(bk, k, (size_t)N * Tk, HD, ldk);
-    pack_rows(bv, v, (size_t)N * Tk, HD, ldv);
     att_mds d;
     att_layouts(&d, s);
     if (exec3(c, s->scores, &d.q, bq, &d.kt, bk, &d.scores, scores))
@@ -146,11 +144,50 @@ static int attention_locked(vgpt_mm_ctx *c, float *out, int ldo, const float *q,
     return 0;
 }
 
+static int attention_locked(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                            const float *v, int ldv, int N, int Tq, int Tk, int H, int hd) {
+    int HD = H * hd;
+    size_t nq = (size_t)N * Tq * HD, nk = (size_t)N * Tk * HD;
+    uint16_t *bq = vgpt_mm_scratch(&c->q, nq * 2), *bk = vgpt_mm_scratch(&c->k, nk * 2);
+    uint16_t *bv = vgpt_mm_scratch(&c->v, nk * 2);
+    if (!bq || !bk || !bv) return vgpt_err_set(&c->first, "bf16: out of memory for the attention of %d sequences", N);
+    pack_rows(bq, q, (size_t)N * Tq, HD, ldq);
+    pack_rows(bk, k, (size_t)N * Tk, HD, ldk);
+    pack_rows(bv, v, (size_t)N * Tk, HD, ldv);
+    return attention_bf16(c, out, ldo, bq, bk, HD, bv, N, Tq, Tk, H, hd);
+}
+
 void vgpt_mm_attention(vgpt_mm_ctx *c, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                        const float *v, int ldv, int N, int Tq, int Tk, int H, int hd) {
     pthread_mutex_lock(&c->lock);
     int (*run)(vgpt_mm_ctx *, float *, int, const float *, int, const float *, int, const float *, int, int, int, int,
                int, int) = c->own ? vgpt_mm_own_attention : attention_locked;
     if (!c->failed && run(c, out, ldo, q, ldq, k, ldk, v, ldv, N, Tq, Tk, H, hd)) c->failed = 1;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void vgpt_mm_self_attention(const vgpt_mm *cw, float *out, int ldo, const float *inp, float *scratch, int N, int T,
+                            int H, int hd) {
+    // inp is (N*T, C), wqkv (3*H*hd, C); scratch holds (N*T, 3*H*hd) fp32 or bf16
+    vgpt_mm *w = (vgpt_mm *)cw; /* its primitive cache changes; the weight does not */
+    vgpt_mm_ctx *c = w->c;
+    int HD = H * hd, rows = N * T;
+    if (rows <= 0) return;
+    pthread_mutex_lock(&c->lock);
+    int rc = 0;
+    if (c->failed) {
+    } else if (c->own) { /* vgpt's kernels take fp32 q, k, v */
+        rc = vgpt_mm_own_run(w, scratch, inp, rows, 0, NULL) ||
+             vgpt_mm_own_attention(c, out, ldo, scratch, 3 * HD, scratch + HD, 3 * HD, scratch + 2 * HD, 3 * HD, N, T,
+                                   T, H, hd);
+    } else {
+        uint16_t *qkv = (uint16_t *)scratch, *bv = vgpt_mm_scratch(&c->v, (size_t)rows * HD * 2);
+        rc = !bv ? vgpt_err_set(&c->first, "bf16: out of memory for the attention of %d sequences", N)
+                 : vgpt_mm_run_typed(w, qkv, inp, 0, rows, MM_DST_BF16);
+        for (int r = 0; !rc && r < rows; r++)
+            memcpy(bv + (size_t)r * HD, qkv + (size_t)r * 3 * HD + 2 * HD, (size_t)HD * sizeof *bv);
+        rc = rc || attention_bf16(c, out, ldo, qkv, qkv + HD, 3 * HD, bv, N, T, T, H, hd);
+    }
+    if (rc) c->failed = 1;
     pthread_mutex_unlock(&c->lock);
 }

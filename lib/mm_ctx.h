@@ -17,6 +17,7 @@
 
 typedef struct vgpt_mm_att_shape {
     int N, Tq, Tk, H, hd, ldo;
+    int ldqk; /* q and k's row stride: H*hd packed, 3*H*hd inside a bf16 qkv (v is always packed) */
     unsigned long used;
     dnnl_primitive_t scores, mix; /* q k^T * scale, then p v */
 } vgpt_mm_att_shape;
@@ -63,6 +64,10 @@ struct vgpt_mm {
     unsigned long tick;
     mm_shape shapes[MM_SHAPES];
 };
+
+/* mm_dnnl.c: out (M,OC) = inp (M,C) @ W^T + bias with flags (MM_DST_BF16:
+ * out is bf16), inp bf16 already when bf16_in; the caller holds c->lock. */
+int vgpt_mm_run_typed(vgpt_mm *w, void *out, const void *inp, int bf16_in, int M, int flags);
 
 /* mm_own.c: the same calls as mm.h's, on vgpt's kernels. */
 int vgpt_mm_own_setup(vgpt_mm *w, int n, const float *const *src, const float *const *b, const int *rows);

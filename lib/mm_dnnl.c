@@ -293,7 +293,7 @@ void *vgpt_mm_scratch(vgpt_buf *b, size_t bytes) {
 
 /* out is fp32, or bf16 with MM_DST_BF16; inp fp32 (rounded here), or
  * bf16 rows when bf16_in. */
-static int run_typed(vgpt_mm *w, void *out, const void *inp, int bf16_in, int M, int flags) {
+int vgpt_mm_run_typed(vgpt_mm *w, void *out, const void *inp, int bf16_in, int M, int flags) {
     vgpt_mm_ctx *c = w->c;
     size_t n = (size_t)M * w->C;
     uint16_t *src = bf16_in ? (uint16_t *)inp : vgpt_mm_scratch(&c->rows, n * sizeof *src);
@@ -317,7 +317,7 @@ void vgpt_mm_run_pool(const vgpt_mm *cw, float *out, const float *inp, int M, in
     int rc = w->c->failed                              ? 0
              : w->c->own                                   ? vgpt_mm_own_run(w, out, inp, M, flags, pool)
              : w->gemv && pool && M <= VGPT_MM_GEMV_ROWS ? vgpt_mm_gemv_run(w, out, inp, M, flags, pool)
-                                                           : run_typed(w, out, inp, 0, M, flags);
+                                                           : vgpt_mm_run_typed(w, out, inp, 0, M, flags);
     if (rc) w->c->failed = 1;
     pthread_mutex_unlock(&w->c->lock);
 }
@@ -334,8 +334,8 @@ void vgpt_mm_mlp(const vgpt_mm *fc1, const vgpt_mm *fc2, float *out, const float
     int rc = w1->c->failed ? 0
              : w1->c->own  ? vgpt_mm_own_run(w1, hidden, inp, M, flags1, NULL) ||
                                vgpt_mm_own_run(w2, out, hidden, M, flags2, NULL)
-                           : run_typed(w1, hidden, inp, 0, M, flags1 | MM_DST_BF16) ||
-                               run_typed(w2, out, hidden, 1, M, flags2);
+                           : vgpt_mm_run_typed(w1, hidden, inp, 0, M, flags1 | MM_DST_BF16) ||
+                               vgpt_mm_run_typed(w2, out, hidden, 1, M, flags2);
     if (rc) w1->c->failed = 1;
     pthread_mutex_unlock(&w1->c->lock);
 }

@@ -34,15 +34,16 @@ static void vit_layer(const vgpt_vit *v, const vgpt_vit_layer *L, float *x, int 
     int D = v->width, H = v->n_heads, hd = D / H, rows = N * T;
     float *xn = ws->xn.p, *qkv = ws->wide.p, *att = ws->att.p, *hid = ws->wide.p; /* q/k/v are spent when hid is written */
     vgpt_layernorm(xn, x, L->ln1.scale, L->ln1.shift, rows, D, eps_of(v));
-    vgpt_lin_forward(qkv, xn, &L->qkv, rows, 0);
-    if (v->mm_ctx)
-        vgpt_mm_attention(v->mm_ctx, att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D, N, T, T, H, hd);
-    else
+    if (L->qkv.mm) { /* bf16: q, k, v go from the product to the attention in bf16 */
+        vgpt_mm_self_attention(L->qkv.mm, att, D, xn, qkv, N, T, H, hd);
+    } else {
+        vgpt_lin_forward(qkv, xn, &L->qkv, rows, 0);
         for (int n = 0; n < N; n++) {
             const float *q = qkv + (size_t)n * T * 3 * D;
             vgpt_attention(att + (size_t)n * T * D, D, q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D, T, T, H, hd, -1,
                            ws->scratch.p);
         }
+    }
     vgpt_lin_forward(x, att, &L->proj, rows, VGPT_ACCUMULATE);
     vgpt_layernorm(xn, x, L->ln2.scale, L->ln2.shift, rows, D, eps_of(v));
     vgpt_lin_mlp(x, xn, &L->fc1, &L->fc2, hid, rows, VGPT_GELU_ERF, VGPT_ACCUMULATE);
