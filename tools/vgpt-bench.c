@@ -108,7 +108,8 @@ typedef struct bench_model {
     vgpt_gpt_run d;
 } bench_model;
 
-static void bench_encoder(const bench_model *bm, int batch, double peak) {
+/* Seconds per image of one timed run (after a warm-up: buffers, page faults). */
+static double encode_run(const bench_model *bm, int batch) {
     const vgpt_model *m = bm->m;
     vgpt_encoder *enc = bm->enc;
     int S = m->vit.image;
@@ -116,17 +117,33 @@ static void bench_encoder(const bench_model *bm, int batch, double peak) {
     float *px = malloc((size_t)batch * 3 * S * S * 4), *vis = malloc(batch * L * C * 4);
     fill(px, (size_t)batch * 3 * S * S, 3);
     vgpt_err err;
-    vgpt_encode(enc, px, batch, vis, &err); /* warm-up: buffers, page faults */
+    vgpt_encode(enc, px, batch, vis, &err);
     int reps = batch == 1 ? 5 : 2;
     double t = now();
     for (int r = 0; r < reps; r++) vgpt_encode(enc, px, batch, vis, &err);
     double s = (now() - t) / (reps * batch);
-    printf("{\"bench\":\"encoder\",\"precision\":\"%s\",\"batch\":%d,\"images_per_s\":%.3f,\"s_per_image\":%.4f,"
-           "\"vit_gflops\":%.1f,\"floor_s_per_image\":%.4f,\"x_floor\":%.2f}\n",
-           vgpt_precision_name(bm->prec), batch, 1 / s, s, VIT_GFLOP / s, VIT_GFLOP / peak, s / (VIT_GFLOP / peak));
-    fflush(stdout);
     free(px);
     free(vis);
+    return s;
+}
+
+/* Every precision in turn, the best of three rounds each, as the decoders
+ * are measured: a neighbour's burst on a shared host then costs one round,
+ * not one precision's figure. */
+static void bench_encoders(const bench_model *bm, int n, int batch, double peak) {
+    double best[2] = {1e9, 1e9};
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < n; i++) {
+            double s = encode_run(&bm[i], batch);
+            best[i] = s < best[i] ? s : best[i];
+        }
+    for (int i = 0; i < n; i++) {
+        double s = best[i];
+        printf("{\"bench\":\"encoder\",\"precision\":\"%s\",\"batch\":%d,\"images_per_s\":%.3f,\"s_per_image\":%.4f,"
+               "\"vit_gflops\":%.1f,\"floor_s_per_image\":%.4f,\"x_floor\":%.2f}\n",
+               vgpt_precision_name(bm[i].prec), batch, 1 / s, s, VIT_GFLOP / s, VIT_GFLOP / peak, s / (VIT_GFLOP / peak));
+    }
+    fflush(stdout);
 }
 
 /* Steps B captions for `steps` tokens from random visual tokens; s per step. */
@@ -215,8 +232,9 @@ static void bench_decoders(bench_model *bm, int n, double bw, double peak_gflops
 }
 
 /* Whole captions: encode a batch, then exactly T greedy tokens for it
- * (random weights may emit 50256 early; the count is fixed for fairness). */
-static void bench_captions(bench_model *bm, int total, int batch, int T, double peak) {
+ * (random weights may emit 50256 early; the count is fixed for fairness).
+ * Seconds for all `total`. */
+static double captions_run(bench_model *bm, int total, int batch, int T) {
     const vgpt_model *m = bm->m;
     vgpt_encoder *enc = bm->enc;
     vgpt_gpt_run *d = &bm->d;
@@ -250,16 +268,32 @@ static void bench_captions(bench_model *bm, int total, int batch, int T, double 
         for (int b = 0; b < batch; b++) vgpt_xkv_free(&x[b]);
     }
     double dt = now() - t;
-    /* the floor: every product at the sgemm rate (the ViT's 35.1 GFLOP; a
-     * resampler and the attention's own products are left out: a bound) */
-    double flops = total * (VIT_GFLOP * 1e9 + 2 * L * cross_kv_macs(&m->gpt) + 2.0 * T * step_macs(&m->gpt));
-    double floor_s = flops / (peak * 1e9);
-    printf("{\"bench\":\"captions\",\"precision\":\"%s\",\"images\":%d,\"batch\":%d,\"tokens\":%d,"
-           "\"captions_per_s\":%.3f,\"s_per_caption\":%.3f,\"floor_captions_per_s\":%.3f,\"x_floor\":%.2f}\n",
-           vgpt_precision_name(bm->prec), total, batch, T, total / dt, dt / total, total / floor_s, dt / floor_s);
-    fflush(stdout);
     for (int b = 0; b < batch; b++) vgpt_kv_free(&kv[b]);
     free(px); free(vis); free(logits); free(x); free(kv); free(kvp); free(xp); free(tok);
+    return dt;
+}
+
+/* Every precision in turn, the best of `rounds` each (as the encoders). */
+static void bench_captions(bench_model *bm, int n, int total, int batch, int T, int rounds, double peak) {
+    double best[2] = {1e9, 1e9};
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < n; i++) {
+            double dt = captions_run(&bm[i], total, batch, T);
+            best[i] = dt < best[i] ? dt : best[i];
+        }
+    for (int i = 0; i < n; i++) {
+        const vgpt_model *m = bm[i].m;
+        int L = vgpt_encoder_n_tokens(bm[i].enc);
+        double dt = best[i];
+        /* the floor: every product at the sgemm rate (the ViT's 35.1 GFLOP; a
+         * resampler and the attention's own products are left out: a bound) */
+        double flops = total * (VIT_GFLOP * 1e9 + 2 * L * cross_kv_macs(&m->gpt) + 2.0 * T * step_macs(&m->gpt));
+        double floor_s = flops / (peak * 1e9);
+        printf("{\"bench\":\"captions\",\"precision\":\"%s\",\"images\":%d,\"batch\":%d,\"tokens\":%d,"
+               "\"captions_per_s\":%.3f,\"s_per_caption\":%.3f,\"floor_captions_per_s\":%.3f,\"x_floor\":%.2f}\n",
+               vgpt_precision_name(bm[i].prec), total, batch, T, total / dt, dt / total, total / floor_s, dt / floor_s);
+    }
+    fflush(stdout);
 }
 
 /* "fp32", "bf16" or "fp32,bf16" -> bm[0..n-1].prec; -1 if not one of those. */
@@ -304,11 +338,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++)
         if (load(&bm[i], argv[1])) return 1;
     int T = argc > 4 ? atoi(argv[4]) : 20;
-    for (int i = 0; i < n; i++) bench_encoder(&bm[i], 1, peak);
-    for (int i = 0; i < n; i++) bench_encoder(&bm[i], 8, peak);
+    bench_encoders(bm, n, 1, peak);
+    bench_encoders(bm, n, 8, peak);
     bench_decoders(bm, n, bw * 1e9, peak);
-    for (int i = 0; i < n; i++) bench_captions(&bm[i], 4, 1, T > 0 ? T : 20, peak);
-    for (int i = 0; i < n; i++) bench_captions(&bm[i], 64, 16, T > 0 ? T : 20, peak);
+    bench_captions(bm, n, 4, 1, T > 0 ? T : 20, 3, peak);
+    bench_captions(bm, n, 64, 16, T > 0 ? T : 20, 2, peak);
     for (int i = 0; i < n; i++) {
         const vgpt_model *m = bm[i].m;
         printf("{\"bench\":\"isa\",\"precision\":\"%s\",\"kernels\":\"%s\",\"onednn\":\"%s\"}\n",
