@@ -45,10 +45,6 @@ const char *vgpt_mm_isa(const vgpt_mm_ctx *c);
 vgpt_mm *vgpt_mm_new(vgpt_mm_ctx *c, int C, int n, const float *const *w, const float *const *b,
                      const int *rows, vgpt_err *err);
 void vgpt_mm_free(vgpt_mm *w);
-/* then is the product that follows w in a decoding step: while w's last
- * weight blocks are multiplied, then's first ones are streamed in, instead
- * of every product starting cold from memory (mm_gemv.c). */
-void vgpt_mm_set_then(vgpt_mm *w, const vgpt_mm *then);
 
 /* out (M,OC) = inp (M,C) @ W^T + bias, then what flags ask for (packed.h's
  * VGPT_ACCUMULATE, VGPT_GELU_TANH).  A oneDNN failure (out of memory for a

@@ -58,7 +58,6 @@ struct vgpt_mm {
     dnnl_memory_desc_t wmd; /* the bf16 weight's layout */
     dnnl_memory_t wmem, bmem;
     void *wdata;            /* wmem's bytes, on huge pages (hugemem.h) */
-    const vgpt_mm *then;    /* vgpt_mm_set_then */
     int gemv;               /* vgpt_mm_gemv_usable: few-row products in mm_gemv.c */
     float *bias;
     unsigned long tick;

@@ -241,8 +241,6 @@ void vgpt_mm_free(vgpt_mm *w) {
     free(w);
 }
 
-void vgpt_mm_set_then(vgpt_mm *w, const vgpt_mm *then) { w->then = then; }
-
 /* The primitive for (M, flags): kept, or built in the least recently used slot. */
 static mm_shape *shape_for(vgpt_mm *w, int M, int flags) {
     mm_shape *lru = &w->shapes[0];

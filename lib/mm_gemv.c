@@ -80,14 +80,6 @@ static inline __attribute__((always_inline)) TARGET void block_rows(const gemv_j
     }
 }
 
-/* Block b0 of part `part` of the product after w (vgpt_mm_set_then), or NULL. */
-static const uint16_t *then_first(const vgpt_mm *w, int part, int n_parts) {
-    const vgpt_mm *t = w->then;
-    if (!t || !t->gemv || !t->wdata) return NULL;
-    int nblocks = (t->OC + BLOCK - 1) / BLOCK;
-    return (const uint16_t *)t->wdata + (size_t)(nblocks * (long)part / n_parts) * t->C * BLOCK;
-}
-
 TARGET static void blocks(void *arg, int part, int n_parts) {
     const gemv_job *j = arg;
     int nblocks = (j->w->OC + BLOCK - 1) / BLOCK;
@@ -95,7 +87,7 @@ TARGET static void blocks(void *arg, int part, int n_parts) {
     int G = (j->M + GROUP - 1) / GROUP;
     size_t stride = (size_t)j->w->C * BLOCK; /* one block, in bf16 values */
     for (int nb = b0; nb < b1; nb++) {
-        const uint16_t *next = nb + 1 < b1 ? j->wb + (nb + 1) * stride : then_first(j->w, part, n_parts);
+        const uint16_t *next = nb + 1 < b1 ? j->wb + (nb + 1) * stride : NULL;
         for (int g = 0, m0 = 0; g < G; g++, m0 += GROUP) switch (j->M - m0) {
             case 1: block_rows(j, nb, m0, 1, next, g, G); break;
             case 2: block_rows(j, nb, m0, 2, next, g, G); break;

@@ -104,25 +104,6 @@ static void tokens_by_row(vgpt_model *m) {
     m->tok_rows = &d->view; /* the deferred list no longer grows */
 }
 
-/* bf16: each product of a decoding step told which one follows it, in the
- * order gpt2.c runs them (vgpt_mm_set_then). */
-static void link_step_order(vgpt_gpt *g) {
-    vgpt_mm *prev = NULL;
-    for (int j = 0; j <= g->n_blocks; j++) {
-        vgpt_block *blk = j < g->n_blocks ? &g->blocks[j] : NULL;
-        vgpt_packed *order[] = {blk ? &blk->packed_qkv : &g->packed_head, blk ? &blk->packed_proj : NULL,
-                                blk && blk->in_cross ? &blk->packed_xq : NULL,
-                                blk && blk->in_cross ? &blk->packed_xproj : NULL,
-                                blk && !blk->is_cross ? &blk->packed_fc1 : NULL,
-                                blk && !blk->is_cross ? &blk->packed_fc2 : NULL};
-        for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
-            if (!order[i] || !order[i]->mm) continue;
-            if (prev) vgpt_mm_set_then(prev, order[i]->mm);
-            prev = order[i]->mm;
-        }
-    }
-}
-
 /* The head first: the largest matrix is widened (from a narrow checkpoint)
  * while little else is resident, so the load's peak is the weights' held
  * size plus one block's matrix, not plus the head. */
@@ -132,7 +113,6 @@ int vgpt_model_pack_decoder(vgpt_model *m, vgpt_err *err) {
     tokens_by_row(m);
     for (int j = 0; j < g->n_blocks; j++)
         if (pack_block(m, &g->blocks[j], j, err)) return -1;
-    link_step_order(g);
     return 0;
 }
 
