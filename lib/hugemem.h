@@ -4,9 +4,10 @@
  * (254 MB in bf16, 508 MB in fp32): in 4 KB pages that is a page walk every
  * 4 KB, which the products' prefetches wait on.  Blocks from here sit on
  * transparent huge pages where the kernel offers them (Debian's default
- * is "madvise": only advised memory gets them).  Zen 4, a microbenchmark
- * of the batch-16 step's bf16 products: 10.4 -> 9.7 ms.  Freed with
- * free(). */
+ * is "madvise": only advised memory gets them).  Zen 4: a microbenchmark
+ * of the batch-16 step's bf16 products alone, 10.4 -> 9.7 ms; whole steps,
+ * the same build with and without in one process, batch 1 2-5% faster,
+ * batch 16 within the host's noise.  Freed with free(). */
 #ifndef VGPT_HUGEMEM_H
 #define VGPT_HUGEMEM_H
 
