@@ -206,11 +206,12 @@ static double cross_kv_macs(const vgpt_gpt *g) {
 }
 
 /* The machine's memory bandwidth drifts (a shared host): batch 1 and 16
- * of every precision are measured in turns and the best of three taken
- * for each. */
+ * of every precision are measured in turns and the best of six taken for
+ * each (a round is ~1.5 s; on Zen 4 the best of three still moved by 10%
+ * between runs, with a neighbour's memory traffic). */
 static void bench_decoders(bench_model *bm, int n, double bw, double peak_gflops) {
     double s1[2] = {1e9, 1e9}, s16[2] = {1e9, 1e9};
-    for (int r = 0; r < 3; r++)
+    for (int r = 0; r < 6; r++)
         for (int i = 0; i < n; i++) {
             double a = decode_steps(bm[i].m, &bm[i].d, 1, 24), b = decode_steps(bm[i].m, &bm[i].d, 16, 24);
             s1[i] = a < s1[i] ? a : s1[i];
