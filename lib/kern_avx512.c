@@ -156,8 +156,8 @@ INLINE float dot_any(const float *a, const void *b, size_t off, int n, int bf16)
 }
 
 /* GPT-2's heads are 64 wide: q in four registers, 16 keys at a time (the
- * last block short: a decoding step's self-attention has 1..20 keys, and
- * one horizontal sum per key cost more than the products); other widths
+ * last block short: a decoding step's self-attention has 1..20 keys, which
+ * would otherwise each take a horizontal sum of their own); other widths
  * one dot product per key. */
 INLINE void scores_any(float *s, const float *q, const void *k, int ldk, int n, int hd, float scale, int bf16) {
     int t = 0;

@@ -5,8 +5,8 @@
  * take most of an image's time.  Here all images and heads are one batched
  * oneDNN matmul for the scores and one for the mix, with the softmax in
  * fp32 between them, as in every other bf16 product.  The ViT's q, k and v
- * come straight from its qkv product in bf16 (vgpt_mm_self_attention): on
- * Zen 4 packing them from fp32 took a third of the attention's time. */
+ * come straight from its qkv product in bf16 (vgpt_mm_self_attention), not
+ * through an fp32 copy packed again here. */
 #include <math.h>
 #include <string.h>
 
@@ -175,12 +175,11 @@ void vgpt_mm_self_attention(const vgpt_mm *cw, float *out, int ldo, const float 
     if (rows <= 0) return;
     pthread_mutex_lock(&c->lock);
     int rc = 0;
-    if (c->failed) {
-    } else if (c->own) { /* vgpt's kernels take fp32 q, k, v */
+    if (c->own && !c->failed) { /* vgpt's kernels take fp32 q, k, v */
         rc = vgpt_mm_own_run(w, scratch, inp, rows, 0, NULL) ||
              vgpt_mm_own_attention(c, out, ldo, scratch, 3 * HD, scratch + HD, 3 * HD, scratch + 2 * HD, 3 * HD, N, T,
                                    T, H, hd);
-    } else {
+    } else if (!c->failed) {
         uint16_t *qkv = (uint16_t *)scratch, *bv = vgpt_mm_scratch(&c->v, (size_t)rows * HD * 2);
         rc = !bv ? vgpt_err_set(&c->first, "bf16: out of memory for the attention of %d sequences", N)
                  : vgpt_mm_run_typed(w, qkv, inp, 0, rows, MM_DST_BF16);

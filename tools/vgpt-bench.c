@@ -207,8 +207,8 @@ static double cross_kv_macs(const vgpt_gpt *g) {
 
 /* The machine's memory bandwidth drifts (a shared host): batch 1 and 16
  * of every precision are measured in turns and the best of six taken for
- * each (a round is ~1.5 s; on Zen 4 the best of three still moved by 10%
- * between runs, with a neighbour's memory traffic). */
+ * each (on Zen 4 the best of three still moved by ~10% between runs, with
+ * a neighbour's memory traffic). */
 static void bench_decoders(bench_model *bm, int n, double bw, double peak_gflops) {
     double s1[2] = {1e9, 1e9}, s16[2] = {1e9, 1e9};
     for (int r = 0; r < 6; r++)
