@@ -110,6 +110,10 @@ s32, s16 = get(f32, "captions", batch=16)["captions_per_s"], get(b16, "captions"
 st = get(th, "captions_kv_stream")["captions_per_s"]
 hw_line("stream of 64 captions bf16 / fp32", f"{s16 / s32:.2f}x", ">= 2.5x with AMX, 1.7x AVX512-BF16", s16 / s32 >= (2.5 if "amx" in amx else 1.7))
 line(f"stream bf16 / PyTorch {tdtype} stream", f"{s16 / st:.2f}x", ">= 2x", s16 / st >= 2)
+sf = get(b16, "captions", batch=16)["floor_captions_per_s"] # every product at the bf16 rate measured above
+print(f"info stream bf16 ceiling (its products' FLOPs at this run's bf16 rate, "
+      f"{get(b16, 'machine', precision='bf16')['bf16_gflops']} GFLOP/s): {sf:.2f} captions/s = {sf / st:.2f}x PyTorch's stream; "
+      f"2x PyTorch needs {2 * st / sf:.0%} of that rate over the whole stream, vgpt ran at {s16 / sf:.0%}")
 for name in ("full-fp32", name16): # the fp16 file's weights are held once too: never all widened
     m = get("memory", "memory", precision="bf16", checkpoint=name)
     x = m["peak_rss_mb"] * 1048576 / ck32

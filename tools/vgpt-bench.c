@@ -1,6 +1,7 @@
 /* vgpt-bench.c - speed of the engine's parts on this machine, with the
- * machine's own ceilings measured in the same run (sgemm peak, memory
- * bandwidth), so every figure can be read against its floor.
+ * machine's own ceilings measured in the same run (sgemm's rate, the bf16
+ * products' rate on the same shape, memory bandwidth), so every figure can
+ * be read against its own precision's floor.
  *
  *   vgpt-bench CKPT [THREADS [PRECISIONS [CAPTION_TOKENS]]]
  *
@@ -21,10 +22,8 @@
 #include "gpt2.h"
 #include "kern.h"
 #include "kernels.h"
+#include "mm.h"
 #include "model.h"
-
-/* GFLOP of one ViT-B/16 pass over 197 tokens (both families' encoder). */
-#define VIT_GFLOP 35.1
 
 static double now(void) {
     struct timespec ts;
@@ -39,6 +38,10 @@ static void fill(float *x, size_t n, uint64_t seed) {
     }
 }
 
+/* Runs each rate is the best of: a floor must come from a quiet moment of
+ * a shared host, or a part's best round beats it (5 did, on Zen 4). */
+#define PEAK_RUNS 20
+
 /* sgemm GFLOP/s on the ViT's MLP shape (8 images x 197 tokens, 768 -> 3072). */
 static double sgemm_peak(void) {
     int M = 1576, N = 3072, K = 768;
@@ -47,13 +50,41 @@ static double sgemm_peak(void) {
     fill(b, (size_t)N * K, 2);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
     double best = 0;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < PEAK_RUNS; r++) {
         double t = now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
         double g = 2.0 * M * N * K / (now() - t) / 1e9;
         best = g > best ? g : best;
     }
     free(a); free(b); free(c);
+    return best;
+}
+
+/* The bf16 products' GFLOP/s on the same shape, through the engine's own
+ * product (oneDNN's, or vgpt's where oneDNN has no bf16): the rate every
+ * bf16 floor below is read against, as sgemm's is for fp32.  Its input is
+ * rounded to bf16 each time, as the engine's is.  0 if it cannot run. */
+static double bf16_peak(vgpt_mm_ctx *c) {
+    int M = 1576, N = 3072, K = 768;
+    float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)N * K * 4), *out = malloc((size_t)M * N * 4);
+    vgpt_err err;
+    vgpt_mm *w = NULL;
+    double best = 0;
+    if (a && b && out) {
+        fill(a, (size_t)M * K, 1);
+        fill(b, (size_t)N * K, 2);
+        w = vgpt_mm_new(c, K, 1, (const float *const[]){b}, NULL, &N, &err);
+    }
+    if (w) vgpt_mm_run(w, out, a, M, 0);
+    for (int r = 0; w && r < PEAK_RUNS; r++) {
+        double t = now();
+        vgpt_mm_run(w, out, a, M, 0);
+        double g = 2.0 * M * N * K / (now() - t) / 1e9;
+        best = g > best ? g : best;
+    }
+    if (vgpt_mm_ctx_check(c, &err)) best = 0;
+    vgpt_mm_free(w);
+    free(a); free(b); free(out);
     return best;
 }
 
@@ -100,12 +131,29 @@ static int vis_tokens(const vgpt_model *m) {
     return L;
 }
 
+static double lin_macs(const vgpt_lin *l) { return (double)l->in * l->out; }
+
+/* GFLOP of one ViT pass over its 1+G*G tokens: the patch GEMM, each
+ * layer's four products and its attention's two (ViT-B/16: 35.1). */
+static double vit_gflop(const vgpt_vit *v) {
+    double T = v->grid * v->grid + 1.0, D = v->width;
+    double flops = 2.0 * (T - 1) * lin_macs(&v->patch_embed);
+    for (int l = 0; l < v->n_layers; l++) {
+        const vgpt_vit_layer *L = &v->layers[l];
+        flops += 2.0 * T * (lin_macs(&L->qkv) + lin_macs(&L->proj) + lin_macs(&L->fc1) + lin_macs(&L->fc2));
+        flops += 2.0 * 2 * T * T * D; /* q k^T and p v, all heads */
+    }
+    return flops / 1e9;
+}
+
 /* One precision's model and what runs it. */
 typedef struct bench_model {
     vgpt_precision prec;
     vgpt_model *m;
     vgpt_encoder *enc;
     vgpt_gpt_run d;
+    double peak;        /* its products' GFLOP/s: sgemm's, or bf16_peak's */
+    int bytes_per_weight; /* what a decoding step streams per weight: 4, or 2 in bf16 */
 } bench_model;
 
 /* Seconds per image of one timed run (after a warm-up: buffers, page faults). */
@@ -130,7 +178,7 @@ static double encode_run(const bench_model *bm, int batch) {
 /* Every precision in turn, the best of three rounds each, as the decoders
  * are measured: a neighbour's burst on a shared host then costs one round,
  * not one precision's figure. */
-static void bench_encoders(const bench_model *bm, int n, int batch, double peak) {
+static void bench_encoders(const bench_model *bm, int n, int batch) {
     double best[2] = {1e9, 1e9};
     for (int r = 0; r < 3; r++)
         for (int i = 0; i < n; i++) {
@@ -138,10 +186,10 @@ static void bench_encoders(const bench_model *bm, int n, int batch, double peak)
             best[i] = s < best[i] ? s : best[i];
         }
     for (int i = 0; i < n; i++) {
-        double s = best[i];
+        double s = best[i], peak = bm[i].peak, vit = vit_gflop(&bm[i].m->vit);
         printf("{\"bench\":\"encoder\",\"precision\":\"%s\",\"batch\":%d,\"images_per_s\":%.3f,\"s_per_image\":%.4f,"
-               "\"vit_gflops\":%.1f,\"floor_s_per_image\":%.4f,\"x_floor\":%.2f}\n",
-               vgpt_precision_name(bm[i].prec), batch, 1 / s, s, VIT_GFLOP / s, VIT_GFLOP / peak, s / (VIT_GFLOP / peak));
+               "\"vit_gflops\":%.1f,\"floor_s_per_image\":%.4g,\"x_floor\":%.2f}\n",
+               vgpt_precision_name(bm[i].prec), batch, 1 / s, s, vit / s, vit / peak, s / (vit / peak));
     }
     fflush(stdout);
 }
@@ -179,8 +227,6 @@ static double decode_steps(const vgpt_model *m, vgpt_gpt_run *d, int B, int step
     return per;
 }
 
-static double lin_macs(const vgpt_lin *l) { return (double)l->in * l->out; }
-
 /* Multiply-adds per token of a decoding step: every weight a step streams
  * (the cross blocks' K / V are made once per image, cross_kv_macs). */
 static double step_macs(const vgpt_gpt *g) {
@@ -209,7 +255,7 @@ static double cross_kv_macs(const vgpt_gpt *g) {
  * of every precision are measured in turns and the best of six taken for
  * each (on Zen 4 the best of three still moved by ~10% between runs, with
  * a neighbour's memory traffic). */
-static void bench_decoders(bench_model *bm, int n, double bw, double peak_gflops) {
+static void bench_decoders(bench_model *bm, int n, double bw) {
     double s1[2] = {1e9, 1e9}, s16[2] = {1e9, 1e9};
     for (int r = 0; r < 6; r++)
         for (int i = 0; i < n; i++) {
@@ -218,14 +264,14 @@ static void bench_decoders(bench_model *bm, int n, double bw, double peak_gflops
             s16[i] = b < s16[i] ? b : s16[i];
         }
     for (int i = 0; i < n; i++) {
-        double peak = peak_gflops * 1e9, bytes = step_macs(&bm[i].m->gpt) * 4;
-        double flops16 = 16 * 2 * bytes / 4; /* one multiply-add per weight per token */
+        double peak = bm[i].peak * 1e9, macs = step_macs(&bm[i].m->gpt), bytes = macs * bm[i].bytes_per_weight;
+        double flops16 = 16 * 2 * macs; /* one multiply-add per weight per token */
         const char *p = vgpt_precision_name(bm[i].prec);
-        printf("{\"bench\":\"decoder\",\"precision\":\"%s\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.3f,"
-               "\"floor_ms\":%.2f,\"x_floor\":%.2f}\n",
+        printf("{\"bench\":\"decoder\",\"precision\":\"%s\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.4g,"
+               "\"floor_ms\":%.4g,\"x_floor\":%.2f}\n",
                p, s1[i] * 1e3, bytes / 1e9, bytes / bw * 1e3, s1[i] / (bytes / bw));
         printf("{\"bench\":\"decoder\",\"precision\":\"%s\",\"batch\":16,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,"
-               "\"x_batch1\":%.2f,\"gflops\":%.1f,\"compute_floor_ms\":%.2f,\"x_compute_floor\":%.2f}\n",
+               "\"x_batch1\":%.2f,\"gflops\":%.1f,\"compute_floor_ms\":%.4g,\"x_compute_floor\":%.2f}\n",
                p, 16 / s16[i], s16[i] * 1e3, (16 / s16[i]) / (1 / s1[i]), flops16 / s16[i] / 1e9,
                flops16 / peak * 1e3, s16[i] / (flops16 / peak));
     }
@@ -275,7 +321,7 @@ static double captions_run(bench_model *bm, int total, int batch, int T) {
 }
 
 /* Every precision in turn, the best of `rounds` each (as the encoders). */
-static void bench_captions(bench_model *bm, int n, int total, int batch, int T, int rounds, double peak) {
+static void bench_captions(bench_model *bm, int n, int total, int batch, int T, int rounds) {
     double best[2] = {1e9, 1e9};
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < n; i++) {
@@ -286,10 +332,11 @@ static void bench_captions(bench_model *bm, int n, int total, int batch, int T, 
         const vgpt_model *m = bm[i].m;
         int L = vgpt_encoder_n_tokens(bm[i].enc);
         double dt = best[i];
-        /* the floor: every product at the sgemm rate (the ViT's 35.1 GFLOP; a
-         * resampler and the attention's own products are left out: a bound) */
-        double flops = total * (VIT_GFLOP * 1e9 + 2 * L * cross_kv_macs(&m->gpt) + 2.0 * T * step_macs(&m->gpt));
-        double floor_s = flops / (peak * 1e9);
+        /* the floor: every product at its precision's rate, sgemm's or
+         * bf16_peak's (the ViT's products; a resampler and the decoder's
+         * attention are left out: a bound) */
+        double flops = total * (vit_gflop(&m->vit) * 1e9 + 2 * L * cross_kv_macs(&m->gpt) + 2.0 * T * step_macs(&m->gpt));
+        double floor_s = flops / (bm[i].peak * 1e9);
         printf("{\"bench\":\"captions\",\"precision\":\"%s\",\"images\":%d,\"batch\":%d,\"tokens\":%d,"
                "\"captions_per_s\":%.3f,\"s_per_caption\":%.3f,\"floor_captions_per_s\":%.3f,\"x_floor\":%.2f}\n",
                vgpt_precision_name(bm[i].prec), total, batch, T, total / dt, dt / total, total / floor_s, dt / floor_s);
@@ -333,17 +380,28 @@ int main(int argc, char **argv) {
         return 2;
     }
     vgpt_set_threads(threads);
-    double peak = sgemm_peak(), bw = read_bandwidth(threads);
-    printf("{\"bench\":\"machine\",\"threads\":%d,\"sgemm_gflops\":%.1f,\"read_gb_per_s\":%.1f}\n", threads, peak, bw);
+    double sgemm = sgemm_peak(), bw = read_bandwidth(threads);
+    printf("{\"bench\":\"machine\",\"threads\":%d,\"sgemm_gflops\":%.1f,\"read_gb_per_s\":%.1f}\n", threads, sgemm, bw);
     fflush(stdout);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (load(&bm[i], argv[1])) return 1;
+        bm[i].peak = sgemm, bm[i].bytes_per_weight = 4;
+        if (bm[i].prec == VGPT_BF16 && bm[i].m->mm_ctx) {
+            bm[i].peak = bf16_peak(bm[i].m->mm_ctx), bm[i].bytes_per_weight = 2;
+            printf("{\"bench\":\"machine\",\"precision\":\"bf16\",\"products\":\"%s\",\"bf16_gflops\":%.1f}\n",
+                   vgpt_mm_isa(bm[i].m->mm_ctx), bm[i].peak);
+            if (bm[i].peak <= 0) {
+                fprintf(stderr, "vgpt-bench: the bf16 product failed on the (1576,768)x(768,3072) shape\n");
+                return 1;
+            }
+        }
+    }
     int T = argc > 4 ? atoi(argv[4]) : 20;
-    bench_encoders(bm, n, 1, peak);
-    bench_encoders(bm, n, 8, peak);
-    bench_decoders(bm, n, bw * 1e9, peak);
-    bench_captions(bm, n, 4, 1, T > 0 ? T : 20, 3, peak);
-    bench_captions(bm, n, 64, 16, T > 0 ? T : 20, 2, peak);
+    bench_encoders(bm, n, 1);
+    bench_encoders(bm, n, 8);
+    bench_decoders(bm, n, bw * 1e9);
+    bench_captions(bm, n, 4, 1, T > 0 ? T : 20, 3);
+    bench_captions(bm, n, 64, 16, T > 0 ? T : 20, 2);
     for (int i = 0; i < n; i++) {
         const vgpt_model *m = bm[i].m;
         printf("{\"bench\":\"isa\",\"precision\":\"%s\",\"kernels\":\"%s\",\"onednn\":\"%s\"}\n",
