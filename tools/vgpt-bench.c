@@ -152,8 +152,7 @@ typedef struct bench_model {
     vgpt_model *m;
     vgpt_encoder *enc;
     vgpt_gpt_run d;
-    double peak;        /* its products' GFLOP/s: sgemm's, or bf16_peak's */
-    int bytes_per_weight; /* what a decoding step streams per weight: 4, or 2 in bf16 */
+    double peak; /* its products' GFLOP/s: sgemm's, or bf16_peak's */
 } bench_model;
 
 /* Seconds per image of one timed run (after a warm-up: buffers, page faults). */
@@ -264,7 +263,7 @@ static void bench_decoders(bench_model *bm, int n, double bw) {
             s16[i] = b < s16[i] ? b : s16[i];
         }
     for (int i = 0; i < n; i++) {
-        double peak = bm[i].peak * 1e9, macs = step_macs(&bm[i].m->gpt), bytes = macs * bm[i].bytes_per_weight;
+        double peak = bm[i].peak * 1e9, macs = step_macs(&bm[i].m->gpt), bytes = macs * (bm[i].prec == VGPT_BF16 ? 2 : 4);
         double flops16 = 16 * 2 * macs; /* one multiply-add per weight per token */
         const char *p = vgpt_precision_name(bm[i].prec);
         printf("{\"bench\":\"decoder\",\"precision\":\"%s\",\"batch\":1,\"ms_per_token\":%.2f,\"weights_gb\":%.4g,"
@@ -385,9 +384,9 @@ int main(int argc, char **argv) {
     fflush(stdout);
     for (int i = 0; i < n; i++) {
         if (load(&bm[i], argv[1])) return 1;
-        bm[i].peak = sgemm, bm[i].bytes_per_weight = 4;
-        if (bm[i].prec == VGPT_BF16 && bm[i].m->mm_ctx) {
-            bm[i].peak = bf16_peak(bm[i].m->mm_ctx), bm[i].bytes_per_weight = 2;
+        bm[i].peak = sgemm;
+        if (bm[i].prec == VGPT_BF16) { /* a bf16 model always has its products' context */
+            bm[i].peak = bf16_peak(bm[i].m->mm_ctx);
             printf("{\"bench\":\"machine\",\"precision\":\"bf16\",\"products\":\"%s\",\"bf16_gflops\":%.1f}\n",
                    vgpt_mm_isa(bm[i].m->mm_ctx), bm[i].peak);
             if (bm[i].peak <= 0) {
